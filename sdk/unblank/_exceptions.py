@@ -1,0 +1,54 @@
+"""The exceptions of the unblank SDK, one tree.
+
+    UnblankError                  anything unblank raises on purpose
+    ├── IntegrityError            integrity metadata or bytes that do not verify
+    │   ├── IntegrityMetadataError    a string that is not valid SRI metadata
+    │   └── IntegrityMismatch         bytes whose digest differs from the metadata
+    └── ManifestError             a manifest that is not version 1 of DESIGN.md's schema
+
+Every message names what was wrong and, where it helps, what to check next.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "IntegrityError",
+    "IntegrityMetadataError",
+    "IntegrityMismatch",
+    "ManifestError",
+    "UnblankError",
+]
+
+
+class UnblankError(Exception):
+    """Base class of every error unblank raises on purpose."""
+
+
+class IntegrityError(UnblankError):
+    """Integrity metadata or content that does not verify."""
+
+
+class IntegrityMetadataError(IntegrityError, ValueError):
+    """A string that is not valid Subresource Integrity metadata."""
+
+
+class IntegrityMismatch(IntegrityError):
+    """Content whose digest does not match the expected integrity metadata."""
+
+    def __init__(self, message: str, *, expected: str, actual: str) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.actual = actual
+
+
+class ManifestError(UnblankError, ValueError):
+    """A manifest that does not follow the schema; ``field`` names the culprit.
+
+    >>> str(ManifestError("assets['app.js'].size", "must be a non-negative integer"))
+    "manifest field assets['app.js'].size: must be a non-negative integer"
+    """
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"manifest field {field}: {reason}")
+        self.field = field
+        self.reason = reason

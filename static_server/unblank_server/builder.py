@@ -1,0 +1,694 @@
+"""``unblank build``: from a folder of front-end files to a published generation.
+
+The stages, each on a thread pool where the work allows (hashing, brotli and
+zlib release the GIL):
+
+1. **scan** -- list SRC, read Vite's manifest, hash every file, find the
+   references CSS and plain JS make to other files;
+2. **plan** -- resolve references, then name files in dependency order (a
+   stylesheet's name depends on the names of the images it points to;
+   files that reference each other in a cycle share one group hash);
+3. **write** -- put each fingerprinted file in DIST, reusing one already
+   there when it verifies;
+4. **compress** -- brotli and gzip variants, largest files first, reusing
+   variants an earlier build made from the same bytes once they decode to
+   exactly those bytes;
+5. **publish** the manifest atomically, then collect files no retained
+   generation needs.
+
+>>> from pathlib import Path
+>>> result = build(Path("examples/demo_assets"), Path("/tmp/unblank-doctest"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import posixpath
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final, TypeVar
+from urllib.parse import quote, unquote
+
+from unblank import Asset, Entry, Manifest
+from unblank.integrity import DEFAULT_ALGORITHMS, IntegrityHasher
+from unblank_server.compress import (
+    CompressionSettings,
+    compress_file,
+    decoded_sha256,
+    worth_keeping,
+)
+from unblank_server.errors import BadInputError, BuildError, MissingReferenceError
+from unblank_server.fsutil import atomic_writer, build_lock, write_atomic
+from unblank_server.generations import (
+    CURRENT,
+    HISTORY,
+    INTERNAL,
+    Retention,
+    collect_garbage,
+    load_current,
+    load_history,
+    new_generation_id,
+    publish,
+)
+from unblank_server.mediatypes import content_type, is_compressible
+from unblank_server.naming import fingerprinted_name, looks_fingerprinted
+from unblank_server.progress import NullProgress, Progress
+from unblank_server.references import (
+    Reference,
+    find_css_references,
+    find_js_references,
+    is_local_reference,
+)
+from unblank_server.sources import SourceFile, check_folders, scan_sources
+from unblank_server.vite import BundlerGraph, read_bundler_manifest
+
+__all__ = ["BuildOptions", "BuildResult", "build", "gc"]
+
+_CHUNK: Final = 1 << 20
+_CODINGS: Final = ("br", "gzip")
+_VARIANT_SUFFIX: Final = {"br": ".br", "gzip": ".gz"}
+_VARIANT_CACHE: Final = "variants.json"
+_REWRITABLE: Final = {".css": "css", ".js": "js", ".mjs": "js"}
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+@dataclass(frozen=True, slots=True)
+class BuildOptions:
+    """Settings of one build; every field has the documented default."""
+
+    sri: tuple[str, ...] = DEFAULT_ALGORITHMS
+    allow_missing: bool = False
+    retention: Retention = field(default_factory=Retention)
+    compression: CompressionSettings = field(default_factory=CompressionSettings)
+    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
+
+    def __post_init__(self) -> None:
+        IntegrityHasher(self.sri)  # raises ValueError naming an unknown algorithm
+        if self.jobs < 1:
+            raise ValueError(f"jobs must be at least 1, not {self.jobs}")
+
+
+@dataclass(frozen=True, slots=True)
+class BuildResult:
+    """What a build did; ``to_dict`` is the ``--json`` summary."""
+
+    generation: str
+    published: bool
+    previous_generation: str | None
+    files: int
+    fingerprinted: int
+    kept_names: int
+    reused: int
+    bytes: dict[str, int]
+    seconds: float
+    removed_files: int
+    warnings: tuple[str, ...]
+    dist: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "generation": self.generation,
+            "published": self.published,
+            "previous_generation": self.previous_generation,
+            "files": self.files,
+            "fingerprinted": self.fingerprinted,
+            "kept_names": self.kept_names,
+            "reused": self.reused,
+            "bytes": dict(self.bytes),
+            "seconds": round(self.seconds, 3),
+            "removed_files": self.removed_files,
+            "warnings": list(self.warnings),
+            "dist": self.dist,
+        }
+
+
+@dataclass(slots=True)
+class _File:
+    """A source file on its way to DIST."""
+
+    source: SourceFile
+    keep_name: bool
+    kind: str | None  # "css" / "js" when its references are rewritten
+    sha256: str = ""
+    integrity: str = ""
+    text: str | None = None
+    references: list[tuple[Reference, str]] = field(default_factory=list)
+    data: bytes | None = None  # the rewritten content, when it differs from the source
+    path: str = ""
+
+
+# -- the public entry points ---------------------------------------------------
+
+
+def build(
+    src: Path,
+    dist: Path,
+    options: BuildOptions | None = None,
+    *,
+    progress: Progress | None = None,
+    now: datetime | None = None,
+) -> BuildResult:
+    """Build SRC into DIST and publish a new generation when anything changed.
+
+    Raises :class:`BadInputError` for input the user must fix and
+    :class:`BuildError` when DIST cannot be written.
+    """
+    options = options or BuildOptions()
+    progress = progress or NullProgress()
+    started = time.monotonic()
+    src, dist = check_folders(src, dist)
+    _claim_dist(dist)
+    with build_lock(dist / INTERNAL, on_wait=lambda: progress.warn("waiting for another build")):
+        return _Build(src, dist, options, progress, now or _now()).run(started)
+
+
+def gc(
+    dist: Path,
+    retention: Retention | None = None,
+    *,
+    now: datetime | None = None,
+    dry_run: bool = False,
+) -> tuple[list[str], list[str], int]:
+    """Remove files of generations past retention: (generations, files, bytes freed)."""
+    if not (dist / INTERNAL).is_dir():
+        raise BadInputError(f"{str(dist)!r} is not an unblank build output (no {INTERNAL}/)")
+    with build_lock(dist / INTERNAL):
+        result = collect_garbage(dist, retention or Retention(), now or _now(), dry_run=dry_run)
+    return list(result.removed_generations), list(result.removed_files), result.freed_bytes
+
+
+def _now() -> datetime:
+    # Reproducible builds: SOURCE_DATE_EPOCH pins the manifest's time
+    # (https://reproducible-builds.org/specs/source-date-epoch/).
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch is not None and epoch.strip().isdigit():
+        return datetime.fromtimestamp(int(epoch), UTC)
+    return datetime.now(UTC)
+
+
+def _claim_dist(dist: Path) -> None:
+    """Refuse a DIST that holds files unblank did not write: gc would delete them."""
+    if (dist / INTERNAL).is_dir() or not dist.exists():
+        pass
+    elif any(dist.iterdir()):
+        raise BadInputError(
+            f"DIST {str(dist)!r} is not empty and was not written by unblank build; "
+            "choose a new or empty folder (garbage collection deletes files it does not know)"
+        )
+    try:
+        (dist / INTERNAL).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BuildError(f"cannot create DIST {str(dist)!r}: {exc.strerror}") from exc
+
+
+class _Build:
+    def __init__(
+        self, src: Path, dist: Path, options: BuildOptions, progress: Progress, now: datetime
+    ) -> None:
+        self.src = src
+        self.dist = dist
+        self.options = options
+        self.progress = progress
+        self.now = now
+        self.pool = ThreadPoolExecutor(max_workers=options.jobs, thread_name_prefix="unblank")
+        self._cache_decisions: dict[str, dict[str, Any]] = {}
+
+    def run(self, started: float) -> BuildResult:
+        try:
+            return self._run(started)
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.progress.done()
+
+    def _run(self, started: float) -> BuildResult:
+        bundler = read_bundler_manifest(self.src)
+        files = self._scan(bundler)
+        self._resolve(files)
+        for group in _naming_order(files):
+            _name_group(group, files, self.options.sri)
+        by_path = _check_outputs(files)
+        reused = sum(self._map("write", list(by_path.values()), self._write, lambda f: 1))
+        encodings = self._compress(list(by_path.values()))
+        manifest, published, previous = self._publish(files, encodings, bundler)
+        removed = self._collect()
+        self._save_variant_cache(encodings)
+        kept = sum(1 for f in files.values() if f.keep_name)
+        sizes = {
+            "identity": sum(
+                f.source.size if f.data is None else len(f.data) for f in files.values()
+            )
+        }
+        for coding in _CODINGS:
+            sizes[coding] = sum(a.encodings.get(coding, 0) for a in manifest.assets.values())
+        warnings = getattr(self.progress, "warnings", [])
+        return BuildResult(
+            generation=manifest.generation,
+            published=published,
+            previous_generation=previous,
+            files=len(files),
+            fingerprinted=len(files) - kept,
+            kept_names=kept,
+            reused=reused,
+            bytes=sizes,
+            seconds=time.monotonic() - started,
+            removed_files=removed,
+            warnings=tuple(warnings),
+            dist=str(self.dist),
+        )
+
+    # -- helpers -------------------------------------------------------------
+
+    def _map(
+        self,
+        stage: str,
+        items: list[_T],
+        func: Callable[[_T], _R],
+        weight: Callable[[_T], int],
+        unit: str = "files",
+    ) -> list[_R]:
+        """Run ``func`` over ``items`` on the pool, heaviest first, with progress."""
+        self.progress.stage(stage, sum(weight(i) for i in items), unit)
+        order = sorted(range(len(items)), key=lambda i: -weight(items[i]))
+        futures = {i: self.pool.submit(func, items[i]) for i in order}
+        results: dict[int, _R] = {}
+        for i in order:
+            results[i] = futures[i].result()
+            self.progress.advance(weight(items[i]))
+        return [results[i] for i in range(len(items))]
+
+    # -- 1. scan -------------------------------------------------------------
+
+    def _scan(self, bundler: BundlerGraph | None) -> dict[str, _File]:
+        sources = scan_sources(self.src)
+        names = {s.name for s in sources}
+        bundled = bundler.files if bundler else frozenset()
+        if bundler is not None:
+            self._check_bundler_files(bundler, names)
+        files = {}
+        for source in _drop_precompressed(sources, self.progress):
+            keep = source.name in bundled or looks_fingerprinted(source.name)
+            kind = None if keep else _REWRITABLE.get(posixpath.splitext(source.name)[1].lower())
+            files[source.name] = _File(source=source, keep_name=keep, kind=kind)
+        self._map("scan", list(files.values()), self._read, lambda f: 1)
+        return files
+
+    def _check_bundler_files(self, bundler: BundlerGraph, names: set[str]) -> None:
+        for missing in sorted(bundler.files - names):
+            self._missing(
+                f"{bundler.source} names {missing!r}, which is not in SRC",
+                file=bundler.source,
+                line=0,
+                reference=missing,
+            )
+
+    def _read(self, item: _File) -> None:
+        hasher = IntegrityHasher(("sha256", *self.options.sri))
+        try:
+            if item.kind is not None:
+                raw = item.source.path.read_bytes()
+                hasher.update(raw)
+                # surrogateescape: any bytes survive the round trip unchanged.
+                item.text = raw.decode("utf-8", "surrogateescape")
+            else:
+                with open(item.source.path, "rb") as handle:
+                    while chunk := handle.read(_CHUNK):
+                        hasher.update(chunk)
+        except OSError as exc:
+            raise BadInputError(f"cannot read {item.source.name!r}: {exc.strerror}") from exc
+        digests = hasher.digests()
+        item.sha256 = digests[0].digest.hex()
+        item.integrity = " ".join(str(d) for d in digests[1:])
+        if item.text is not None:
+            finder = find_css_references if item.kind == "css" else find_js_references
+            item.references = [(ref, "") for ref in finder(item.text)]
+
+    # -- 2. plan -------------------------------------------------------------
+
+    def _resolve(self, files: dict[str, _File]) -> None:
+        """Keep only references to local files, with their target; report missing ones."""
+        for item in files.values():
+            resolved = []
+            for ref, _ in item.references:
+                if not is_local_reference(ref.value):
+                    continue
+                target = _resolve_target(item.source.name, ref.value)
+                if target is None or target not in files:
+                    self._missing(
+                        f"{item.source.name}:{ref.line}: reference {ref.value!r} names a file "
+                        "that is not in SRC",
+                        file=item.source.name,
+                        line=ref.line,
+                        reference=ref.value,
+                    )
+                    continue
+                resolved.append((ref, target))
+            item.references = resolved
+
+    def _missing(self, message: str, *, file: str, line: int, reference: str) -> None:
+        if self.options.allow_missing:
+            self.progress.warn(message + " (left as written)")
+            return
+        raise MissingReferenceError(
+            message + "; fix the reference or pass --allow-missing",
+            file=file,
+            line=line,
+            reference=reference,
+        )
+
+    # -- 3. write --------------------------------------------------------------
+
+    def _write(self, item: _File) -> bool:
+        """Put ``item`` in DIST; True when an identical copy was already there."""
+        target = self.dist / item.path
+        if _sha256_of(target) == item.sha256:
+            return True
+        try:
+            if item.data is not None:
+                write_atomic(target, item.data)
+                return False
+            with atomic_writer(target) as out, open(item.source.path, "rb") as source:
+                digest = hashlib.sha256()
+                while chunk := source.read(_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+                if digest.hexdigest() != item.sha256:
+                    raise BadInputError(
+                        f"{item.source.name!r} changed while the build was running; build again"
+                    )
+        except OSError as exc:
+            raise BuildError(f"cannot write {str(target)!r}: {exc.strerror}") from exc
+        return False
+
+    # -- 4. compress -----------------------------------------------------------
+
+    def _compress(self, outputs: list[_File]) -> dict[str, dict[str, int]]:
+        """Make or reuse variants; return {path: {coding: size}} of those kept."""
+        cache = self._load_variant_cache()
+        key = self.options.compression.key
+        jobs: list[tuple[_File, str]] = []
+        encodings: dict[str, dict[str, int]] = {f.path: {} for f in outputs}
+        for item in outputs:
+            if not is_compressible(item.path):
+                continue
+            record = cache.get(item.path, {})
+            for coding in _CODINGS:
+                jobs.append((item, coding))
+                if record.get("settings") == key and record.get(coding) == 0:
+                    jobs.pop()  # compressed before with these settings: not worth keeping
+        results = self._map("compress", jobs, self._variant, lambda job: _size(job[0]), unit="MB")
+        for (item, coding), size in zip(jobs, results, strict=True):
+            if size is not None:
+                encodings[item.path][coding] = size
+        self._cache_decisions = {
+            f.path: {"settings": key, **{c: encodings[f.path].get(c, 0) for c in _CODINGS}}
+            for f in outputs
+            if is_compressible(f.path)
+        }
+        return encodings
+
+    def _variant(self, job: tuple[_File, str]) -> int | None:
+        item, coding = job
+        base = self.dist / item.path
+        variant = base.with_name(base.name + _VARIANT_SUFFIX[coding])
+        size = _size(item)
+        try:
+            if variant.is_file() and decoded_sha256(variant, coding) == item.sha256:
+                compressed = variant.stat().st_size
+            else:
+                compressed = compress_file(base, variant, coding, self.options.compression)
+            if worth_keeping(size, compressed):
+                return compressed
+            variant.unlink(missing_ok=True)
+        except OSError as exc:
+            raise BuildError(f"cannot write {str(variant)!r}: {exc.strerror}") from exc
+        return None
+
+    def _load_variant_cache(self) -> dict[str, dict[str, Any]]:
+        try:
+            data = json.loads((self.dist / INTERNAL / _VARIANT_CACHE).read_bytes())
+        except (OSError, ValueError):
+            return {}  # no cache (first build) or a damaged one: compress again
+        return data if isinstance(data, dict) else {}
+
+    def _save_variant_cache(self, encodings: dict[str, dict[str, int]]) -> None:
+        old = self._load_variant_cache()
+        keep = {p for m in self._history() for p in m.paths()}
+        merged = {p: r for p, r in old.items() if p in keep and isinstance(r, dict)}
+        merged.update(self._cache_decisions)
+        data = json.dumps(merged, sort_keys=True).encode()
+        write_atomic(self.dist / INTERNAL / _VARIANT_CACHE, data)
+
+    # -- 5. publish --------------------------------------------------------------
+
+    def _publish(
+        self,
+        files: dict[str, _File],
+        encodings: dict[str, dict[str, int]],
+        bundler: BundlerGraph | None,
+    ) -> tuple[Manifest, bool, str | None]:
+        assets = {
+            name: Asset(
+                path=item.path,
+                integrity=item.integrity,
+                size=_size(item),
+                content_type=content_type(item.path),
+                encodings=encodings[item.path],
+            )
+            for name, item in files.items()
+        }
+        entries: dict[str, Entry] = dict(bundler.entries) if bundler else {}
+        try:
+            current = load_current(self.dist)
+        except BuildError as exc:
+            self.progress.warn(f"{exc}; publishing a new generation over it")
+            current = None
+        if current is not None and current.assets == assets and current.entries == entries:
+            return current, False, current.generation
+        body = json.dumps(
+            {
+                "assets": {n: a.to_dict() for n, a in sorted(assets.items())},
+                "entries": {n: e.to_dict() for n, e in sorted(entries.items())},
+            },
+            sort_keys=True,
+        ).encode()
+        existing = [m.generation for m in self._history()]
+        if current is not None:
+            existing.append(current.generation)
+        generation = new_generation_id(self.now, body, existing)
+        manifest = Manifest(generation=generation, created=self.now, assets=assets, entries=entries)
+        publish(self.dist, manifest)
+        return manifest, True, current.generation if current else None
+
+    def _history(self) -> list[Manifest]:
+        try:
+            return load_history(self.dist)
+        except BuildError as exc:
+            self.progress.warn(str(exc))
+            return []
+
+    def _collect(self) -> int:
+        try:
+            result = collect_garbage(self.dist, self.options.retention, self.now)
+        except BuildError as exc:
+            self.progress.warn(f"garbage collection skipped: {exc}")
+            return 0
+        return len(result.removed_files)
+
+
+# -- planning helpers ------------------------------------------------------------
+
+
+def _drop_precompressed(sources: list[SourceFile], progress: Progress) -> list[SourceFile]:
+    """Leave out ``x.js.br``/``x.js.gz`` made by a bundler plugin: unblank makes its own."""
+    names = {s.name for s in sources}
+    kept = [
+        s
+        for s in sources
+        if not any(s.name.endswith(x) and s.name.removesuffix(x) in names for x in (".br", ".gz"))
+    ]
+    if len(kept) < len(sources):
+        progress.warn(
+            f"left out {len(sources) - len(kept)} precompressed .br/.gz files found in SRC; "
+            "unblank makes and verifies its own variants"
+        )
+    return kept
+
+
+def _resolve_target(referrer: str, value: str) -> str | None:
+    """The logical name ``value`` points to from ``referrer``, or None if outside SRC."""
+    path = value.split("#", 1)[0].split("?", 1)[0]
+    path = unquote(path)
+    if not path or path.endswith("/"):
+        return None
+    joined = posixpath.normpath(posixpath.join(posixpath.dirname(referrer), path))
+    if joined == ".." or joined.startswith("../") or joined.startswith("/"):
+        return None
+    return joined
+
+
+def _naming_order(files: dict[str, _File]) -> Iterator[list[_File]]:
+    """Groups of files to name, each after every group it references (Tarjan's SCCs)."""
+    graph = {
+        name: sorted({t for _, t in item.references if not files[t].keep_name})
+        for name, item in files.items()
+    }
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    counter = 0
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, 0)]
+        while work:
+            node, child = work.pop()
+            if child == 0:
+                index[node] = low[node] = counter
+                counter += 1
+                stack.append(node)
+                on_stack.add(node)
+            if child < len(graph[node]):
+                work.append((node, child + 1))
+                nxt = graph[node][child]
+                if nxt not in index:
+                    work.append((nxt, 0))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            if low[node] == index[node]:
+                group = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    group.append(files[member])
+                    if member == node:
+                        break
+                yield sorted(group, key=lambda f: f.source.name)
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+
+
+def _name_group(group: list[_File], files: dict[str, _File], sri: tuple[str, ...]) -> None:
+    """Give every file of a group its final name and content."""
+    members = {f.source.name for f in group}
+    cyclic = len(group) > 1 or any(t in members for _, t in group[0].references)
+    if not cyclic:
+        item = group[0]
+        _rewrite(item, files, sri)
+        item.path = (
+            item.source.name
+            if item.keep_name
+            else fingerprinted_name(item.source.name, item.sha256)
+        )
+        return
+    # Files that reference each other cannot each hash the other's final name:
+    # hash the group as a whole (with references out of the group resolved),
+    # and derive each member's name from that group hash and its own name.
+    group_hash = hashlib.sha256()
+    for item in group:
+        outside = _rewritten_text(item, files, skip=members)
+        group_hash.update(
+            item.source.name.encode() + b"\0" + outside.encode("utf-8", "surrogateescape") + b"\0"
+        )
+    for item in group:
+        member_hash = hashlib.sha256(group_hash.digest() + item.source.name.encode()).hexdigest()
+        item.path = fingerprinted_name(item.source.name, member_hash)
+    for item in group:
+        _rewrite(item, files, sri)
+
+
+def _rewrite(item: _File, files: dict[str, _File], sri: tuple[str, ...]) -> None:
+    """Replace references to renamed files; recompute digests when content changed."""
+    if item.text is None or not any(not files[t].keep_name for _, t in item.references):
+        item.text = None  # not needed any more: the source file is copied as it is
+        return
+    data = _rewritten_text(item, files, skip=frozenset()).encode("utf-8", "surrogateescape")
+    item.text = None
+    hasher = IntegrityHasher(("sha256", *sri))
+    hasher.update(data)
+    digests = hasher.digests()
+    item.data = data
+    item.sha256 = digests[0].digest.hex()
+    item.integrity = " ".join(str(d) for d in digests[1:])
+
+
+def _rewritten_text(item: _File, files: dict[str, _File], *, skip: Iterable[str]) -> str:
+    text = item.text or ""
+    skipped = set(skip)
+    out: list[str] = []
+    pos = 0
+    for ref, target in item.references:
+        dest = files[target]
+        if dest.keep_name or target in skipped:
+            continue
+        out.append(text[pos : ref.start])
+        out.append(_renamed_reference(ref.value, dest.path))
+        pos = ref.end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _renamed_reference(written: str, new_path: str) -> str:
+    """Swap the file name in a reference as written, keeping its folder, query and fragment."""
+    cut = len(written)
+    for mark in ("?", "#"):
+        found = written.find(mark)
+        if found != -1:
+            cut = min(cut, found)
+    path, suffix = written[:cut], written[cut:]
+    folder, _, _ = path.rpartition("/")
+    new_base = posixpath.basename(new_path)
+    encoded = (
+        new_base if unquote(path.rpartition("/")[2]) == path.rpartition("/")[2] else quote(new_base)
+    )
+    return (f"{folder}/" if "/" in path else "") + encoded + suffix
+
+
+def _check_outputs(files: dict[str, _File]) -> dict[str, _File]:
+    """Map output paths to files; refuse clashes and paths DIST reserves."""
+    by_path: dict[str, _File] = {}
+    for item in files.values():
+        path = item.path
+        if path == CURRENT or path.startswith((f"{HISTORY}/", f"{INTERNAL}/")):
+            raise BadInputError(
+                f"{item.source.name!r} would be published as {path!r}, a name DIST reserves "
+                f"for its manifests; rename it in SRC"
+            )
+        other = by_path.setdefault(path, item)
+        if other is not item and other.sha256 != item.sha256:
+            raise BadInputError(
+                f"{item.source.name!r} and {other.source.name!r} would both be published as "
+                f"{path!r} with different content"
+            )
+    for path, item in by_path.items():
+        for suffix in _VARIANT_SUFFIX.values():
+            if path.endswith(suffix) and path.removesuffix(suffix) in by_path:
+                raise BadInputError(
+                    f"{item.source.name!r} would be published as {path!r}, the name of a "
+                    "precompressed variant unblank makes; rename it in SRC"
+                )
+    return by_path
+
+
+def _size(item: _File) -> int:
+    return item.source.size if item.data is None else len(item.data)
+
+
+def _sha256_of(path: Path) -> str | None:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()

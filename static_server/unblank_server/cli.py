@@ -1,0 +1,264 @@
+"""The ``unblank`` command line.
+
+    unblank build SRC DIST   fingerprint, hash, precompress and publish a generation
+    unblank gc DIST          remove files no retained generation needs
+
+Exit status: 0 on success, 2 for input the user must fix (and usage errors),
+1 for anything unexpected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from unblank import __version__
+from unblank.integrity import ALGORITHMS
+from unblank_server.builder import BuildOptions, BuildResult, build, gc
+from unblank_server.compress import CompressionSettings
+from unblank_server.errors import BadInputError, ServerError
+from unblank_server.generations import Retention
+from unblank_server.progress import NullProgress, Progress, TerminalProgress
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2  # the convention of argparse and of most Unix tools for usage errors
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "build":
+            return _build(args)
+        return _gc(args)
+    except BadInputError as exc:
+        print(f"unblank {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ServerError as exc:
+        print(f"unblank {args.command}: failed: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print(
+            f"unblank {args.command}: interrupted; the previous generation is intact",
+            file=sys.stderr,
+        )
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="unblank",
+        description="Deliver front-end assets so that no user ever looks at a blank screen.",
+    )
+    parser.add_argument("--version", action="version", version=f"unblank {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    b = commands.add_parser(
+        "build",
+        help="fingerprint, hash, precompress and publish SRC as a new generation in DIST",
+        description="Fingerprint every file of SRC (app.js -> app.<hash>.js), rewrite CSS and "
+        "ES-module references to the new names, compute SRI digests, precompress with brotli "
+        "and gzip, and publish a new generation into DIST atomically.",
+    )
+    b.add_argument("src", type=Path, metavar="SRC", help="folder of front-end files")
+    b.add_argument("dist", type=Path, metavar="DIST", help="output folder (created if needed)")
+    b.add_argument(
+        "--sri",
+        type=_algorithms,
+        default=("sha384",),
+        metavar="ALGS",
+        help="comma-separated SRI algorithms: sha256, sha384, sha512 (default sha384)",
+    )
+    b.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="warn about references to missing files instead of failing",
+    )
+    b.add_argument(
+        "--brotli-quality",
+        type=int,
+        default=11,
+        metavar="Q",
+        help="brotli quality 0-11 (default 11)",
+    )
+    b.add_argument(
+        "--gzip-level", type=int, default=9, metavar="L", help="gzip level 1-9 (default 9)"
+    )
+    b.add_argument(
+        "--jobs",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="worker threads (default: one per CPU core)",
+    )
+    _retention_arguments(b)
+    _output_arguments(b)
+
+    g = commands.add_parser(
+        "gc",
+        help="remove files that no retained generation of DIST needs",
+        description="Delete files of generations older than the retention policy, and "
+        "leftovers of interrupted builds. Every build does this too.",
+    )
+    g.add_argument("dist", type=Path, metavar="DIST")
+    g.add_argument("--dry-run", action="store_true", help="list what would be removed")
+    _retention_arguments(g)
+    _output_arguments(g)
+    return parser
+
+
+def _retention_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--keep",
+        type=_positive,
+        default=5,
+        metavar="N",
+        help="keep the files of the last N generations (default 5)",
+    )
+    parser.add_argument(
+        "--keep-days",
+        type=_non_negative_float,
+        default=7.0,
+        metavar="DAYS",
+        help="and of every generation current within DAYS days (default 7)",
+    )
+
+
+def _output_arguments(parser: argparse.ArgumentParser) -> None:
+    out = parser.add_mutually_exclusive_group()
+    out.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+    out.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
+
+
+def _algorithms(value: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(v.strip().lower() for v in value.split(",") if v.strip()))
+    unknown = [n for n in names if n not in ALGORITHMS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: choose one or more of {', '.join(ALGORITHMS)}, comma-separated"
+        )
+    return names
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive integer")
+    return number
+
+
+def _non_negative_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not number >= 0:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"{value!r} is not a non-negative number")
+    return number
+
+
+def _build(args: argparse.Namespace) -> int:
+    try:
+        options = BuildOptions(
+            sri=args.sri,
+            allow_missing=args.allow_missing,
+            retention=Retention(keep=args.keep, keep_days=args.keep_days),
+            compression=CompressionSettings(
+                brotli_quality=args.brotli_quality, gzip_level=args.gzip_level
+            ),
+            **({"jobs": args.jobs} if args.jobs else {}),
+        )
+    except ValueError as exc:
+        raise BadInputError(str(exc)) from exc
+    progress: Progress
+    if not args.quiet and not args.json and sys.stderr.isatty():
+        progress = TerminalProgress(sys.stderr)
+    elif args.quiet or args.json:
+        progress = NullProgress()
+    else:
+        progress = _PlainWarnings(sys.stderr)
+    result = build(args.src, args.dist, options, progress=progress)
+    if args.json:
+        json.dump(result.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif not args.quiet:
+        _print_summary(result, sys.stdout)
+    return EXIT_OK
+
+
+class _PlainWarnings(NullProgress):
+    """No bar when stderr is not a terminal (CI logs), but warnings as they come."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self._stream = stream
+
+    def warn(self, message: str) -> None:
+        super().warn(message)
+        print(f"warning: {message}", file=self._stream)
+
+
+def _print_summary(result: BuildResult, out: TextIO) -> None:
+    if result.published:
+        print(f"published generation {result.generation}", file=out)
+        if result.previous_generation:
+            print(f"  replacing            {result.previous_generation}", file=out)
+    else:
+        print(f"unchanged: generation {result.generation} already holds this input", file=out)
+    print(
+        f"  files      {result.files:>9}  ({result.fingerprinted} fingerprinted, "
+        f"{result.kept_names} kept their names, {result.reused} already in DIST)",
+        file=out,
+    )
+    identity = result.bytes["identity"]
+    print(f"  identity   {_mb(identity):>9}", file=out)
+    for coding in ("br", "gzip"):
+        size = result.bytes[coding]
+        print(f"  {coding:<10} {_mb(size):>9}  (variants of compressible files)", file=out)
+    if result.removed_files:
+        print(
+            f"  removed    {result.removed_files:>9}  files no retained generation needs", file=out
+        )
+    if result.warnings:
+        print(f"  warnings   {len(result.warnings):>9}", file=out)
+    print(f"  time       {result.seconds:>8.2f}s  -> {result.dist}", file=out)
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.2f} MB" if size >= 100_000 else f"{size / 1e3:.1f} kB"
+
+
+def _gc(args: argparse.Namespace) -> int:
+    try:
+        retention = Retention(keep=args.keep, keep_days=args.keep_days)
+    except ValueError as exc:
+        raise BadInputError(str(exc)) from exc
+    generations, files, freed = gc(args.dist, retention, dry_run=args.dry_run)
+    if args.json:
+        summary = {
+            "removed_generations": generations,
+            "removed_files": files,
+            "freed_bytes": freed,
+            "dry_run": args.dry_run,
+        }
+        json.dump(summary, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif not args.quiet:
+        verb = "would remove" if args.dry_run else "removed"
+        print(
+            f"{verb} {len(files)} files ({_mb(freed)}) of {len(generations)} generations",
+            file=sys.stdout,
+        )
+        for name in files:
+            print(f"  {name}", file=sys.stdout)
+    return EXIT_OK

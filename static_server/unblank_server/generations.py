@@ -1,0 +1,209 @@
+"""Generations in DIST: publish one atomically, keep the recent ones, collect the rest.
+
+Publishing writes ``manifests/<generation>.json`` and then, last,
+``manifest.json``; both through a temporary file, fsync and rename, after one
+``syncfs`` that makes every new asset durable.  Until that final rename the
+previous generation is the one served, whole; a build killed at any instant
+leaves it so.
+
+A generation is retained while it is among the newest ``keep`` or was the
+current one less than ``keep_days`` ago (it stopped being current when the
+next one was published): pages loaded before a deploy go on asking for its
+files for as long as such tabs stay open.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Final
+
+from unblank import Manifest, ManifestError
+from unblank_server.errors import BuildError
+from unblank_server.fsutil import is_temp_name, sync_filesystem, write_atomic
+
+__all__ = [
+    "CURRENT",
+    "HISTORY",
+    "INTERNAL",
+    "GcResult",
+    "Retention",
+    "collect_garbage",
+    "load_current",
+    "load_history",
+    "new_generation_id",
+    "publish",
+    "retained",
+]
+
+CURRENT: Final = "manifest.json"
+HISTORY: Final = "manifests"
+INTERNAL: Final = ".unblank"
+_ID_TIME: Final = "%Y%m%dT%H%M%S%fZ"
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How many generations outlive their replacement, and for how long at least."""
+
+    keep: int = 5
+    keep_days: float = 7.0
+
+    def __post_init__(self) -> None:
+        if self.keep < 1:
+            raise ValueError(f"keep must be at least 1 (the current generation), not {self.keep}")
+        if self.keep_days < 0:
+            raise ValueError(f"keep_days must not be negative, not {self.keep_days}")
+
+
+@dataclass(frozen=True, slots=True)
+class GcResult:
+    retained: tuple[str, ...]
+    removed_generations: tuple[str, ...]
+    removed_files: tuple[str, ...] = field(default=())
+    freed_bytes: int = 0
+
+
+def new_generation_id(now: datetime, content: bytes, existing: Iterable[str]) -> str:
+    """A sortable id: UTC time to the microsecond, then 8 hex of the content.
+
+    The time part is made strictly later than every existing generation's, so
+    ids sort in publication order even when clocks step back or
+    ``SOURCE_DATE_EPOCH`` pins the time.
+    """
+    stamp = now.replace(tzinfo=None)
+    for gen in existing:
+        try:
+            earlier = datetime.strptime(gen.split("-", 1)[0], _ID_TIME)
+        except ValueError:
+            continue
+        if earlier >= stamp:
+            stamp = earlier + timedelta(microseconds=1)
+    return f"{stamp.strftime(_ID_TIME)}-{hashlib.sha256(content).hexdigest()[:8]}"
+
+
+def load_current(dist: Path) -> Manifest | None:
+    """The manifest DIST serves now, or None before the first publication."""
+    path = dist / CURRENT
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise BuildError(f"cannot read {str(path)!r}: {exc.strerror}") from exc
+    try:
+        return Manifest.loads(data)
+    except ManifestError as exc:
+        raise BuildError(f"{str(path)!r} is not a valid manifest: {exc}") from exc
+
+
+def load_history(dist: Path) -> list[Manifest]:
+    """Every generation in ``DIST/manifests``, oldest first.
+
+    Raises :class:`BuildError` naming a manifest that cannot be read: without
+    it, nobody can tell which files that generation still needs.
+    """
+    folder = dist / HISTORY
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            found.append(Manifest.loads(path.read_bytes()))
+        except (OSError, ManifestError) as exc:
+            raise BuildError(
+                f"{str(path)!r} cannot be read ({exc}); move it away if it is not a manifest"
+            ) from exc
+    found.sort(key=lambda m: m.generation)
+    return found
+
+
+def publish(dist: Path, manifest: Manifest) -> None:
+    """Make ``manifest`` the current generation of ``dist``, atomically and durably."""
+    data = manifest.dumps()
+    sync_filesystem(dist)  # every asset the manifest names is on disk first
+    write_atomic(dist / HISTORY / f"{manifest.generation}.json", data, durable=True)
+    write_atomic(dist / CURRENT, data, durable=True)
+
+
+def retained(
+    history: list[Manifest], current: Manifest | None, retention: Retention, now: datetime
+) -> list[Manifest]:
+    """The generations to keep, newest first; the current one always among them."""
+    newest_first = sorted(history, key=lambda m: m.generation, reverse=True)
+    horizon = now - timedelta(days=retention.keep_days)
+    keep: list[Manifest] = []
+    successor: Manifest | None = None
+    for index, manifest in enumerate(newest_first):
+        superseded_at = successor.created if successor is not None else None
+        if (
+            index < retention.keep
+            or superseded_at is None
+            or superseded_at > horizon
+            or (current is not None and manifest.generation == current.generation)
+        ):
+            keep.append(manifest)
+        successor = manifest
+    if current is not None and all(m.generation != current.generation for m in keep):
+        keep.append(current)
+    return keep
+
+
+def collect_garbage(
+    dist: Path, retention: Retention, now: datetime, *, dry_run: bool = False
+) -> GcResult:
+    """Delete every file in ``dist`` that no retained generation needs.
+
+    The caller holds the build lock, so no other build is writing; temporary
+    files left by killed builds are removed too.
+    """
+    current = load_current(dist)
+    history = load_history(dist)
+    keep = retained(history, current, retention, now)
+    needed = {CURRENT}
+    for manifest in keep:
+        needed |= manifest.files()
+        needed.add(f"{HISTORY}/{manifest.generation}.json")
+    removed: list[str] = []
+    freed = 0
+    for root, dirs, files in os.walk(dist, topdown=True):
+        rel_root = os.path.relpath(root, dist)
+        if rel_root == ".":
+            dirs[:] = [d for d in dirs if d != INTERNAL]
+        for name in files:
+            rel = name if rel_root == "." else f"{rel_root}/{name}".replace(os.sep, "/")
+            if rel in needed and not is_temp_name(name):
+                continue
+            path = Path(root, name)
+            try:
+                freed += path.lstat().st_size
+                if not dry_run:
+                    path.unlink()
+            except FileNotFoundError:
+                continue
+            removed.append(rel)
+    if not dry_run:
+        _remove_empty_folders(dist)
+    kept_ids = {m.generation for m in keep}
+    gone = tuple(m.generation for m in history if m.generation not in kept_ids)
+    return GcResult(
+        retained=tuple(m.generation for m in keep),
+        removed_generations=gone,
+        removed_files=tuple(sorted(removed)),
+        freed_bytes=freed,
+    )
+
+
+def _remove_empty_folders(dist: Path) -> None:
+    for root, _dirs, _files in os.walk(dist, topdown=False):
+        path = Path(root)
+        if path == dist or path.name == INTERNAL or path == dist / HISTORY:
+            continue
+        try:
+            path.rmdir()
+        except OSError:
+            continue  # not empty

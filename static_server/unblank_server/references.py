@@ -1,0 +1,318 @@
+"""Find the references a CSS or JavaScript file makes to other files.
+
+Only references that unblank can rewrite are reported: CSS ``url()`` and
+``@import``, ``sourceMappingURL`` comments, and the string specifiers of
+ES-module ``import``/``export ... from``/``import()`` and of
+``new URL("...", import.meta.url)``.  Comments and strings are skipped by a
+small scanner, so ``// import "./x.js"`` or ``"url(a.png)"`` in a string is
+never taken for a reference.  The scanners return spans into the text; the
+builder decides which references are local files and rewrites them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = ["Reference", "find_css_references", "find_js_references", "is_local_reference"]
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """``text[start:end]`` is the reference exactly as written, on ``line`` (1-based)."""
+
+    start: int
+    end: int
+    value: str
+    line: int
+
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+def is_local_reference(value: str) -> bool:
+    """Whether ``value`` names a file relative to the referring file.
+
+    Absolute URLs (``https:``, ``data:``, ``//host``), root-relative paths
+    (``/img/a.png``: their meaning depends on where the app is mounted),
+    fragments (``#icon``) and template placeholders are left alone.
+    """
+    value = value.strip()
+    if not value or value.startswith(("#", "/", "?")) or _SCHEME.match(value):
+        return False
+    return not any(marker in value for marker in ("${", "{{", "<%", "\\"))
+
+
+def _line_at(text: str, offset: int, cache: list[int]) -> int:
+    # cache holds the offsets of every newline; a bisect gives the line number.
+    from bisect import bisect_right
+
+    return bisect_right(cache, offset - 1) + 1
+
+
+def _newlines(text: str) -> list[int]:
+    return [m.start() for m in re.finditer("\n", text)]
+
+
+# -- CSS ---------------------------------------------------------------------
+
+# One pass, leftmost match first: a comment or a string that is not the
+# argument of url()/@import is consumed whole, so nothing inside it counts.
+_CSS = re.compile(
+    r"(?P<comment>/\*.*?(?:\*/|\Z))"
+    r"|(?<![\w-])url\(\s*(?:\"(?P<udq>[^\"\n]*)\"|'(?P<usq>[^'\n]*)'|(?P<ubare>[^)\s\"']*))\s*\)"
+    r"|@import\s+(?:\"(?P<idq>[^\"\n]*)\"|'(?P<isq>[^'\n]*)')"
+    r"|\"(?:[^\"\\\n]|\\.)*\"?|'(?:[^'\\\n]|\\.)*'?",
+    re.S | re.I,
+)
+_CSS_MAP = re.compile(r"^/\*[#@]\s*sourceMappingURL=(?P<v>[^\s*]+)\s*\*/$")
+_CSS_GROUPS: Final = ("udq", "usq", "ubare", "idq", "isq")
+
+
+def find_css_references(text: str) -> list[Reference]:
+    """References in a stylesheet, in order of appearance.
+
+    >>> [r.value for r in find_css_references('@import "a.css"; b { background: url(i.png) }')]
+    ['a.css', 'i.png']
+    """
+    lines = _newlines(text)
+    refs = []
+    for m in _CSS.finditer(text):
+        if m["comment"] is not None:
+            mm = _CSS_MAP.match(m["comment"])
+            if mm is None:
+                continue
+            start, end = m.start() + mm.start("v"), m.start() + mm.end("v")
+        else:
+            group = next((g for g in _CSS_GROUPS if m[g] is not None), None)
+            if group is None:
+                continue  # a plain string
+            start, end = m.span(group)
+        refs.append(Reference(start, end, text[start:end], _line_at(text, start, lines)))
+    return refs
+
+
+# -- JavaScript ----------------------------------------------------------------
+
+# Keywords after which a "/" starts a regular expression, not a division.
+_REGEX_AFTER_WORDS: Final = frozenset(
+    {
+        "return",
+        "typeof",
+        "instanceof",
+        "in",
+        "of",
+        "new",
+        "delete",
+        "void",
+        "throw",
+        "case",
+        "do",
+        "else",
+        "yield",
+        "await",
+    }
+)
+_WORD = re.compile(r"[A-Za-z_$\u0080-\uffff][\w$\u0080-\uffff]*")
+_NUMBER = re.compile(r"\.?\d[\w.]*")
+_SPACE = re.compile(r"\s+")
+_LINE_COMMENT = re.compile(r"//[^\n\r\u2028\u2029]*")
+_BLOCK_COMMENT = re.compile(r"/\*.*?(?:\*/|\Z)", re.S)
+_SQ = re.compile(r"'(?:[^'\\\n]|\\.)*'?", re.S)
+_DQ = re.compile(r"\"(?:[^\"\\\n]|\\.)*\"?", re.S)
+_REGEX = re.compile(r"/(?:[^/\\\[\n]|\\.|\[(?:[^\]\\\n]|\\.)*\])+/[A-Za-z]*")
+_TEMPLATE_PART = re.compile(r"(?:[^`\\$]|\\.|\$(?!\{))*", re.S)
+_JS_MAP = re.compile(r"^//[#@]\s*sourceMappingURL=(?P<v>\S+)")
+_PUNCT3 = ("===", "!==", "**=", "...", "<<=", ">>=", ">>>", "&&=", "||=", "??=")
+_PUNCT2 = ("=>", "==", "!=", "<=", ">=", "&&", "||", "??", "?.", "++", "--", "+=", "-=", "*=")
+# A string literal that starts like a relative path: files without one cannot
+# hold a rewritable module specifier, and are not tokenised at all.
+_RELATIVE_HINT = re.compile(r"[\"'`]\.\.?/")
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    kind: str  # "word", "string", "punct", "other"
+    value: str
+    start: int
+    end: int
+
+
+def _tokenize(text: str) -> tuple[list[_Token], list[tuple[int, int, str]]]:
+    """Tokens that matter for module syntax, and the sourceMappingURL comments."""
+    tokens: list[_Token] = []
+    maps: list[tuple[int, int, str]] = []
+    stack: list[str] = []  # "{" for blocks, "`" for a template's ${ ... }
+    pos, size = 0, len(text)
+    while pos < size:
+        ch = text[pos]
+        m: re.Match[str] | None
+        if ch.isspace():
+            m = _SPACE.match(text, pos)
+            assert m is not None
+            pos = m.end()
+        elif ch == "/" and text.startswith("//", pos):
+            m = _LINE_COMMENT.match(text, pos)
+            assert m is not None
+            mm = _JS_MAP.match(m.group(0))
+            if mm:
+                maps.append((pos + mm.start("v"), pos + mm.end("v"), mm["v"]))
+            pos = m.end()
+        elif ch == "/" and text.startswith("/*", pos):
+            m = _BLOCK_COMMENT.match(text, pos)
+            assert m is not None
+            pos = m.end()
+        elif ch == "/" and _regex_allowed(tokens):
+            m = _REGEX.match(text, pos)
+            end = m.end() if m else pos + 1
+            tokens.append(_Token("other", text[pos:end], pos, end))
+            pos = end
+        elif ch in "'\"":
+            m = (_SQ if ch == "'" else _DQ).match(text, pos)
+            assert m is not None
+            tokens.append(_Token("string", m.group(0), pos, m.end()))
+            pos = m.end()
+        elif ch == "`":
+            pos = _template(text, pos + 1, tokens, stack, pos)
+        elif ch == "}" and stack and stack[-1] == "`":
+            stack.pop()
+            pos = _template(text, pos + 1, tokens, stack, None)
+        elif (m := _WORD.match(text, pos)) is not None:
+            tokens.append(_Token("word", m.group(0), pos, m.end()))
+            pos = m.end()
+        elif ch.isdigit() or (ch == "." and text[pos + 1 : pos + 2].isdigit()):
+            m = _NUMBER.match(text, pos)
+            assert m is not None
+            tokens.append(_Token("other", m.group(0), pos, m.end()))
+            pos = m.end()
+        else:
+            width = (
+                3 if text.startswith(_PUNCT3, pos) else 2 if text.startswith(_PUNCT2, pos) else 1
+            )
+            value = text[pos : pos + width]
+            if value == "{":
+                stack.append("{")
+            elif value == "}" and stack:
+                stack.pop()
+            tokens.append(_Token("punct", value, pos, pos + width))
+            pos += width
+    return tokens, maps
+
+
+def _template(
+    text: str, pos: int, tokens: list[_Token], stack: list[str], opened_at: int | None
+) -> int:
+    """Scan template text from ``pos``; stop after the closing backtick or at ``${``."""
+    m = _TEMPLATE_PART.match(text, pos)
+    end = m.end() if m else pos
+    if text.startswith("${", end):
+        stack.append("`")
+        tokens.append(_Token("other", "`", pos, end))
+        return end + 2
+    close = min(end + 1, len(text))
+    if opened_at is not None:
+        # A whole template without substitutions: as good as a string literal.
+        tokens.append(_Token("string", text[opened_at:close], opened_at, close))
+    else:
+        tokens.append(_Token("other", "`", pos, close))
+    return close
+
+
+def _regex_allowed(tokens: list[_Token]) -> bool:
+    if not tokens:
+        return True
+    last = tokens[-1]
+    if last.kind == "word":
+        return last.value in _REGEX_AFTER_WORDS
+    if last.kind in ("string", "other"):
+        return False
+    return last.value not in (")", "]", "}", "++", "--")
+
+
+_CLAUSE_WORDS_END = ";"
+_MAX_CLAUSE = 2000  # tokens scanned for "from" after import/export: a clause is never longer
+
+
+def find_js_references(text: str) -> list[Reference]:
+    """Module specifiers and source-map comments of an ES module or script.
+
+    >>> src = 'import a from "./a.js"; const b = import("./b.js"); // import "./no.js"'
+    >>> [r.value for r in find_js_references(src)]
+    ['./a.js', './b.js']
+    """
+    if "sourceMappingURL" not in text and not _RELATIVE_HINT.search(text):
+        return []
+    lines = _newlines(text)
+    tokens, maps = _tokenize(text)
+    spans = [(start, end) for start, end, _ in maps]
+    for i, token in enumerate(tokens):
+        if token.kind != "word" or (i and tokens[i - 1].value in (".", "?.")):
+            continue
+        if token.value == "import":
+            spans.extend(_import_specifiers(tokens, i))
+        elif token.value == "export":
+            spans.extend(_export_specifiers(tokens, i))
+        elif token.value == "new":
+            spans.extend(_new_url_specifiers(tokens, i))
+    refs = []
+    for start, end in sorted(set(spans)):
+        refs.append(Reference(start, end, text[start:end], _line_at(text, start, lines)))
+    return refs
+
+
+def _string_span(token: _Token) -> tuple[int, int] | None:
+    if token.kind != "string" or len(token.value) < 2 or token.value[-1] != token.value[0]:
+        return None
+    return token.start + 1, token.end - 1
+
+
+def _at(tokens: list[_Token], i: int) -> _Token | None:
+    return tokens[i] if 0 <= i < len(tokens) else None
+
+
+def _import_specifiers(tokens: list[_Token], i: int) -> list[tuple[int, int]]:
+    nxt = _at(tokens, i + 1)
+    if nxt is None or nxt.value in (".", ":", "=", ","):
+        return []  # import.meta, { import: 1 }, ...
+    if nxt.kind == "string":  # import "./side-effect.js"
+        span = _string_span(nxt)
+        return [span] if span else []
+    if nxt.value == "(":  # import("./chunk.js") / import("./x.js", { with: ... })
+        arg, after = _at(tokens, i + 2), _at(tokens, i + 3)
+        if arg is not None and after is not None and after.value in (")", ","):
+            span = _string_span(arg)
+            return [span] if span else []
+        return []
+    return _from_clause(tokens, i + 1)
+
+
+def _export_specifiers(tokens: list[_Token], i: int) -> list[tuple[int, int]]:
+    nxt = _at(tokens, i + 1)
+    if nxt is None or nxt.value not in ("*", "{"):
+        return []  # export const/function/default ...: no specifier
+    return _from_clause(tokens, i + 1)
+
+
+def _from_clause(tokens: list[_Token], j: int) -> list[tuple[int, int]]:
+    """Scan an import/export clause for ``from "<specifier>"``."""
+    for k in range(j, min(j + _MAX_CLAUSE, len(tokens) - 1)):
+        token = tokens[k]
+        if token.kind == "word" and token.value == "from" and tokens[k + 1].kind == "string":
+            span = _string_span(tokens[k + 1])
+            return [span] if span else []
+        if token.kind == "punct" and token.value not in ("{", "}", ",", "*"):
+            return []
+        if token.kind == "other":
+            return []
+    return []
+
+
+def _new_url_specifiers(tokens: list[_Token], i: int) -> list[tuple[int, int]]:
+    shape = [t.value for t in tokens[i + 1 : i + 11]]
+    if shape[:2] != ["URL", "("] or len(shape) < 10:
+        return []
+    if shape[3:10] != [",", "import", ".", "meta", ".", "url", ")"]:
+        return []
+    span = _string_span(tokens[i + 3])
+    return [span] if span else []
