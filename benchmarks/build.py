@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-import brotli  # type: ignore[import-untyped]
+import brotli
 
 REPO: Final = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS: Final = REPO / ".cache" / "bench-corpus"
@@ -316,14 +316,16 @@ class Settings:
     brotli_quality: int = 11  # brotli.compress's default, what WhiteNoise uses
     gzip_level: int = 9  # what WhiteNoise hard-codes
     sri: str = "sha384"
+    allow_missing: bool = False  # the corpus is complete: a missing file is a bug to report
 
 
 def unblank_command(unblank: str, src: Path, dist: Path, settings: Settings) -> list[str]:
     return [
-        unblank, "build", str(src), str(dist), "--quiet", "--json",
+        unblank, "build", str(src), str(dist), "--json",  # --json: quiet but for the summary
         "--sri", settings.sri,
         "--brotli-quality", str(settings.brotli_quality),
         "--gzip-level", str(settings.gzip_level),
+        *(["--allow-missing"] if settings.allow_missing else []),
     ]  # fmt: skip
 
 
@@ -496,6 +498,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--change", default=DEFAULT_CHANGE, help="corpus file to change")
     parser.add_argument("--tools", choices=("both", "unblank", "whitenoise"), default="both")
     parser.add_argument("--unblank", default=find_unblank(), help="the unblank executable")
+    parser.add_argument(
+        "--allow-missing", action="store_true", help="pass --allow-missing to unblank build"
+    )
     parser.add_argument("--json", type=Path, help="write the results to this file")
     parser.add_argument("--check", action="store_true", help="exit 1 when a goal is missed")
     parser.add_argument("--keep-work", action="store_true", help="leave the scratch folder")
@@ -512,7 +517,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.tools != "whitenoise" and not args.unblank:
         raise SystemExit("no unblank executable found: pip install -e . or pass --unblank PATH")
-    settings = Settings()
+    settings = Settings(allow_missing=args.allow_missing)
     opts = Options(
         src=src,
         work=args.work.resolve(),
