@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 from unblank import Manifest
-
 from unblank_server.builder import build
 from unblank_server.progress import NullProgress, Progress, TerminalProgress
 
@@ -30,7 +29,9 @@ def main(argv: list[str]) -> int:
     manifest = Manifest.loads((dist / "manifest.json").read_bytes())
     state = "published" if result.published else "unchanged, still"
     print(f"generation {manifest.generation} ({state}), {result.seconds:.2f} s\n")
-    print(f"{'logical name':<20} {'published as':<34} {'bytes':>7} {'br':>6} {'gzip':>6}  integrity")
+    print(
+        f"{'logical name':<20} {'published as':<34} {'bytes':>7} {'br':>6} {'gzip':>6}  integrity"
+    )
     for name, asset in sorted(manifest.assets.items()):
         br = asset.encodings.get("br")
         gz = asset.encodings.get("gzip")

@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import posixpath
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -75,6 +76,15 @@ _CODINGS: Final = ("br", "gzip")
 _VARIANT_SUFFIX: Final = {"br": ".br", "gzip": ".gz"}
 _VARIANT_CACHE: Final = "variants.json"
 _REWRITABLE: Final = {".css": "css", ".js": "js", ".mjs": "js"}
+# Rewritable files up to this size are read whole; larger ones are streamed
+# first, and read whole only if they can hold a reference at all, so memory
+# stays flat on a 50 MB bundle without local references.
+_WHOLE_TEXT_LIMIT: Final = 8 << 20
+_HINTS: Final = {
+    "js": re.compile(rb"sourceMappingURL|[\"'`]\.\.?/"),
+    "css": re.compile(rb"(?i:url\()|@import|sourceMappingURL"),
+}
+_HINT_OVERLAP: Final = 32  # longer than any hint, so one split across two chunks is found
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -309,25 +319,41 @@ class _Build:
             )
 
     def _read(self, item: _File) -> None:
-        hasher = IntegrityHasher(("sha256", *self.options.sri))
+        hasher = _Hashes(self.options.sri)
         try:
+            if item.kind is not None and item.source.size > _WHOLE_TEXT_LIMIT:
+                if not self._stream(item, hasher, _HINTS[item.kind]):
+                    item.kind = None  # no reference can be in it: copy it as it is
+                hasher = _Hashes(self.options.sri)
             if item.kind is not None:
                 raw = item.source.path.read_bytes()
                 hasher.update(raw)
                 # surrogateescape: any bytes survive the round trip unchanged.
                 item.text = raw.decode("utf-8", "surrogateescape")
-            else:
-                with open(item.source.path, "rb") as handle:
-                    while chunk := handle.read(_CHUNK):
-                        hasher.update(chunk)
+            elif not item.sha256:
+                self._stream(item, hasher, None)
         except OSError as exc:
             raise BadInputError(f"cannot read {item.source.name!r}: {exc.strerror}") from exc
-        digests = hasher.digests()
-        item.sha256 = digests[0].digest.hex()
-        item.integrity = " ".join(str(d) for d in digests[1:])
         if item.text is not None:
+            item.sha256, item.integrity = hasher.sha256.hexdigest(), hasher.sri.metadata()
             finder = find_css_references if item.kind == "css" else find_js_references
             item.references = [(ref, "") for ref in finder(item.text)]
+            if not item.references:
+                item.text = None  # nothing to rewrite: no need to hold it
+
+    @staticmethod
+    def _stream(item: _File, hasher: _Hashes, hint: re.Pattern[bytes] | None) -> bool:
+        """Hash ``item`` in pieces; True if ``hint`` occurs in it (always False without)."""
+        found = False
+        tail = b""
+        with open(item.source.path, "rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                hasher.update(chunk)
+                if hint is not None and not found:
+                    found = hint.search(tail + chunk) is not None
+                    tail = chunk[-_HINT_OVERLAP:]
+        item.sha256, item.integrity = hasher.sha256.hexdigest(), hasher.sri.metadata()
+        return found
 
     # -- 2. plan -------------------------------------------------------------
 
@@ -336,7 +362,7 @@ class _Build:
         for item in files.values():
             resolved = []
             for ref, _ in item.references:
-                if not is_local_reference(ref.value):
+                if not is_local_reference(ref.value, module=ref.module):
                     continue
                 target = _resolve_target(item.source.name, ref.value)
                 if target is None or target not in files:
@@ -392,18 +418,19 @@ class _Build:
         """Make or reuse variants; return {path: {coding: size}} of those kept."""
         cache = self._load_variant_cache()
         key = self.options.compression.key
-        jobs: list[tuple[_File, str]] = []
+        jobs: list[tuple[_File, str, bool]] = []
         encodings: dict[str, dict[str, int]] = {f.path: {} for f in outputs}
         for item in outputs:
             if not is_compressible(item.path):
                 continue
             record = cache.get(item.path, {})
+            same_settings = record.get("settings") == key
             for coding in _CODINGS:
-                jobs.append((item, coding))
-                if record.get("settings") == key and record.get(coding) == 0:
-                    jobs.pop()  # compressed before with these settings: not worth keeping
+                if same_settings and record.get(coding) == 0:
+                    continue  # compressed before with these settings: not worth keeping
+                jobs.append((item, coding, same_settings))
         results = self._map("compress", jobs, self._variant, lambda job: _size(job[0]), unit="MB")
-        for (item, coding), size in zip(jobs, results, strict=True):
+        for (item, coding, _), size in zip(jobs, results, strict=True):
             if size is not None:
                 encodings[item.path][coding] = size
         self._cache_decisions = {
@@ -413,13 +440,14 @@ class _Build:
         }
         return encodings
 
-    def _variant(self, job: tuple[_File, str]) -> int | None:
-        item, coding = job
+    def _variant(self, job: tuple[_File, str, bool]) -> int | None:
+        """Make (or reuse, when made with the same settings) one variant; its size if kept."""
+        item, coding, reusable = job
         base = self.dist / item.path
         variant = base.with_name(base.name + _VARIANT_SUFFIX[coding])
         size = _size(item)
         try:
-            if variant.is_file() and decoded_sha256(variant, coding) == item.sha256:
+            if reusable and variant.is_file() and decoded_sha256(variant, coding) == item.sha256:
                 compressed = variant.stat().st_size
             else:
                 compressed = compress_file(base, variant, coding, self.options.compression)
@@ -613,12 +641,10 @@ def _rewrite(item: _File, files: dict[str, _File], sri: tuple[str, ...]) -> None
         return
     data = _rewritten_text(item, files, skip=frozenset()).encode("utf-8", "surrogateescape")
     item.text = None
-    hasher = IntegrityHasher(("sha256", *sri))
+    hasher = _Hashes(sri)
     hasher.update(data)
-    digests = hasher.digests()
     item.data = data
-    item.sha256 = digests[0].digest.hex()
-    item.integrity = " ".join(str(d) for d in digests[1:])
+    item.sha256, item.integrity = hasher.sha256.hexdigest(), hasher.sri.metadata()
 
 
 def _rewritten_text(item: _File, files: dict[str, _File], *, skip: Iterable[str]) -> str:
@@ -677,6 +703,20 @@ def _check_outputs(files: dict[str, _File]) -> dict[str, _File]:
                     "precompressed variant unblank makes; rename it in SRC"
                 )
     return by_path
+
+
+class _Hashes:
+    """SHA-256 for the file name and the SRI digests, in one pass over the bytes."""
+
+    __slots__ = ("sha256", "sri")
+
+    def __init__(self, sri: tuple[str, ...]) -> None:
+        self.sha256 = hashlib.sha256()
+        self.sri = IntegrityHasher(sri)
+
+    def update(self, data: bytes) -> None:
+        self.sha256.update(data)
+        self.sri.update(data)
 
 
 def _size(item: _File) -> int:

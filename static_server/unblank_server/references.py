@@ -20,25 +20,35 @@ __all__ = ["Reference", "find_css_references", "find_js_references", "is_local_r
 
 @dataclass(frozen=True, slots=True)
 class Reference:
-    """``text[start:end]`` is the reference exactly as written, on ``line`` (1-based)."""
+    """``text[start:end]`` is the reference exactly as written, on ``line`` (1-based).
+
+    ``module`` marks an ES-module specifier: only ``./`` and ``../`` ones name
+    files; bare ones (``"react"``) are for import maps and the bundler.
+    """
 
     start: int
     end: int
     value: str
     line: int
+    module: bool = False
 
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
-def is_local_reference(value: str) -> bool:
+def is_local_reference(value: str, *, module: bool = False) -> bool:
     """Whether ``value`` names a file relative to the referring file.
+
+    For a module specifier (``module=True``) that means it starts with
+    ``./`` or ``../``, as the HTML spec's module resolution requires.
 
     Absolute URLs (``https:``, ``data:``, ``//host``), root-relative paths
     (``/img/a.png``: their meaning depends on where the app is mounted),
     fragments (``#icon``) and template placeholders are left alone.
     """
     value = value.strip()
+    if module and not value.startswith(("./", "../")):
+        return False
     if not value or value.startswith(("#", "/", "?")) or _SCHEME.match(value):
         return False
     return not any(marker in value for marker in ("${", "{{", "<%", "\\"))
@@ -245,19 +255,20 @@ def find_js_references(text: str) -> list[Reference]:
         return []
     lines = _newlines(text)
     tokens, maps = _tokenize(text)
-    spans = [(start, end) for start, end, _ in maps]
+    spans = [(start, end, False) for start, end, _ in maps]
     for i, token in enumerate(tokens):
         if token.kind != "word" or (i and tokens[i - 1].value in (".", "?.")):
             continue
         if token.value == "import":
-            spans.extend(_import_specifiers(tokens, i))
+            spans.extend((a, b, True) for a, b in _import_specifiers(tokens, i))
         elif token.value == "export":
-            spans.extend(_export_specifiers(tokens, i))
+            spans.extend((a, b, True) for a, b in _export_specifiers(tokens, i))
         elif token.value == "new":
-            spans.extend(_new_url_specifiers(tokens, i))
+            spans.extend((a, b, False) for a, b in _new_url_specifiers(tokens, i))
     refs = []
-    for start, end in sorted(set(spans)):
-        refs.append(Reference(start, end, text[start:end], _line_at(text, start, lines)))
+    for start, end, module in sorted(set(spans)):
+        line = _line_at(text, start, lines)
+        refs.append(Reference(start, end, text[start:end], line, module=module))
     return refs
 
 

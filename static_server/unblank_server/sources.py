@@ -56,20 +56,20 @@ def check_folders(src: Path, dist: Path) -> tuple[Path, Path]:
 def scan_sources(src: Path) -> list[SourceFile]:
     """Every publishable file under ``src`` (already resolved), sorted by name."""
     found: list[SourceFile] = []
-    seen_dirs: set[tuple[int, int]] = set()
-    _walk(src, src, "", found, seen_dirs)
+    _walk(src, src, "", found, set())
     found.sort(key=lambda f: f.name)
     return found
 
 
 def _walk(
-    root: Path, folder: Path, prefix: str, found: list[SourceFile], seen: set[tuple[int, int]]
+    root: Path, folder: Path, prefix: str, found: list[SourceFile], ancestors: set[tuple[int, int]]
 ) -> None:
+    """Walk ``folder``; ``ancestors`` holds the folders above it, to stop symlink loops."""
     try:
         info = folder.stat()
-        if (info.st_dev, info.st_ino) in seen:
-            return  # a symlinked folder we already walked (or a loop)
-        seen.add((info.st_dev, info.st_ino))
+        here = (info.st_dev, info.st_ino)
+        if here in ancestors:
+            return  # a symbolic link back to a folder above: a loop
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as exc:
         raise BadInputError(f"cannot read folder {str(folder)!r}: {exc.strerror}") from exc
@@ -85,7 +85,7 @@ def _walk(
         except OSError as exc:
             raise BadInputError(f"cannot read {name!r}: {exc.strerror}") from exc
         if stat.S_ISDIR(info.st_mode):
-            _walk(root, path, name + "/", found, seen)
+            _walk(root, path, name + "/", found, ancestors | {here})
         elif stat.S_ISREG(info.st_mode):
             if not os.access(path, os.R_OK):
                 raise BadInputError(f"cannot read {name!r}: permission denied")

@@ -1,0 +1,26 @@
+"""The usage examples in docstrings run, so they stay true."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "unblank.integrity",
+    "unblank.manifest",
+    "unblank._exceptions",
+    "unblank_pages",
+    "unblank_server.naming",
+    "unblank_server.mediatypes",
+    "unblank_server.references",
+    "unblank_server.builder",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples_run(name: str) -> None:
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0

@@ -1,0 +1,133 @@
+"""Finding references in CSS and JS: what counts, and what must never count."""
+
+from __future__ import annotations
+
+import pytest
+
+from unblank_server.references import (
+    find_css_references,
+    find_js_references,
+    is_local_reference,
+)
+
+
+def _css(text: str) -> list[str]:
+    return [r.value for r in find_css_references(text)]
+
+
+def _js(text: str) -> list[str]:
+    return [r.value for r in find_js_references(text)]
+
+
+@pytest.mark.parametrize(
+    ("css", "expected"),
+    [
+        ("a{background:url(img/a.png)}", ["img/a.png"]),
+        ('a{background:url( "img/a b.png" )}', ["img/a b.png"]),
+        ("a{background:URL('x.svg#frag')}", ["x.svg#frag"]),
+        ('@import "theme.css";', ["theme.css"]),
+        ("@import 'print.css' print;", ["print.css"]),
+        ('@import url("base.css") layer(base);', ["base.css"]),
+        ("/*# sourceMappingURL=site.css.map */", ["site.css.map"]),
+        ("/* url(no.png) @import 'no.css'; */", []),
+        ('a{content:"url(no.png)"}', []),
+        ("a{content:'/* not a comment */'; background:url(yes.png)}", ["yes.png"]),
+        ("a{mask:myurl(no.png)}", []),
+    ],
+)
+def test_css_references_found_and_skipped(css: str, expected: list[str]) -> None:
+    assert _css(css) == expected
+
+
+def test_css_reference_spans_and_lines_point_at_the_text() -> None:
+    text = "a{}\n\nb { background: url('img/x.png') }\n"
+    (ref,) = find_css_references(text)
+    assert text[ref.start : ref.end] == "img/x.png"
+    assert ref.line == 3
+
+
+@pytest.mark.parametrize(
+    ("js", "expected"),
+    [
+        ('import "./side.js";', ["./side.js"]),
+        ("import x from './a.js'", ["./a.js"]),
+        ('import x, { a as b, "c-d" as e } from "../b.mjs"', ["../b.mjs"]),
+        ('import * as ns from "./ns.js"', ["./ns.js"]),
+        ('export { q } from "./c.js"', ["./c.js"]),
+        ('export * from "./d.js"', ["./d.js"]),
+        ('export * as z from "./e.js"', ["./e.js"]),
+        ('const m = await import("./lazy.js")', ["./lazy.js"]),
+        ("const m = import(`./tpl.js`)", ["./tpl.js"]),
+        ('import("./with.js", { with: { type: "json" } })', ["./with.js"]),
+        ('new URL("./img.png", import.meta.url)', ["./img.png"]),
+        ('import x from "./a.js" with { type: "json" }', ["./a.js"]),
+        ("//# sourceMappingURL=app.js.map", ["app.js.map"]),
+        # Never references:
+        ('// import "./no.js"', []),
+        ('/* export * from "./no.js" */', []),
+        ("const s = \"import './no.js'\";", []),
+        ("const t = `import('./no.js')`;", []),
+        ('const r = /import "\\.\\/no.js"/g;', []),
+        ('obj.import("./no.js")', []),
+        ('x = { import: "./no.js" }', []),
+        ("export const a = './no.js';", []),
+        ('export default "./no.js"', []),
+        ("import(name)", []),
+        ('const p = "//# sourceMappingURL=no.map"', []),
+    ],
+)
+def test_js_references_found_and_skipped(js: str, expected: list[str]) -> None:
+    assert _js(js) == expected
+
+
+def test_js_template_substitution_is_code() -> None:
+    assert _js("const t = `${await import('./in.js')} import('./no.js')`;") == ["./in.js"]
+
+
+def test_js_division_is_not_a_regex() -> None:
+    src = 'let y = a / 2; import("./after-division.js"); let z = (b) / 3 / 4;'
+    assert _js(src) == ["./after-division.js"]
+
+
+def test_js_regex_after_return_is_skipped() -> None:
+    src = 'function f(){ return /import "\\.\\/no.js"/.test(x) } import "./yes.js";'
+    assert _js(src) == ["./yes.js"]
+
+
+def test_js_without_relative_strings_is_not_tokenised() -> None:
+    # A large bundle with no "./" string and no source map comment: nothing to do.
+    assert find_js_references("var a = 1;" * 100_000) == []
+
+
+def test_js_reference_lines_are_one_based() -> None:
+    src = '\n\nimport a from "./a.js";\n'
+    (ref,) = find_js_references(src)
+    assert ref.line == 3
+    assert src[ref.start : ref.end] == "./a.js"
+
+
+def test_js_unterminated_constructs_do_not_hang() -> None:
+    for src in ('import "./a.js', "/* open", "`open ${", "'open", "/[/", "import(", "export {"):
+        find_js_references(src + ' "./x.js"')
+
+
+@pytest.mark.parametrize(
+    ("value", "local"),
+    [
+        ("img/a.png", True),
+        ("./a.js", True),
+        ("../fonts/f.woff2?v=1", True),
+        ("a%20b.png", True),
+        ("/img/a.png", False),
+        ("//cdn.example.com/a.js", False),
+        ("https://example.com/a.js", False),
+        ("data:image/png;base64,AAAA", False),
+        ("#icon", False),
+        ("", False),
+        ("${base}/a.png", False),
+        ("{{ asset }}", False),
+        ("mailto:x@example.com", False),
+    ],
+)
+def test_is_local_reference(value: str, local: bool) -> None:
+    assert is_local_reference(value) is local
