@@ -49,6 +49,8 @@ _DIGEST_SIZE: Final = {"sha256": 32, "sha384": 48, "sha512": 64}
 DEFAULT_ALGORITHMS: Final = ("sha384",)
 _CHUNK: Final = 1 << 20  # stream in 1 MiB pieces: memory stays flat on large files
 # base64 or base64url (the spec's grammar allows both alphabets), optional padding.
+# The spec splits on ASCII whitespace only: a no-break space is part of a token.
+_ASCII_WHITESPACE = re.compile(r"[\t\n\f\r ]+")
 _TOKEN = re.compile(r"^(?P<alg>[A-Za-z0-9]+)-(?P<value>[A-Za-z0-9+/\-_]+={0,2})(?:\?.*)?$")
 
 
@@ -75,7 +77,7 @@ def parse(metadata: str) -> tuple[Digest, ...]:
             f"integrity metadata must be a string, not {type(metadata).__name__}"
         )
     digests: list[Digest] = []
-    tokens = metadata.split()
+    tokens = [t for t in _ASCII_WHITESPACE.split(metadata) if t]
     for token in tokens:
         match = _TOKEN.match(token)
         if match is None:
@@ -120,7 +122,9 @@ class IntegrityHasher:
 
     __slots__ = ("_hashes",)
 
-    def __init__(self, algorithms: Iterable[str] = DEFAULT_ALGORITHMS) -> None:
+    def __init__(self, algorithms: Iterable[str] | str = DEFAULT_ALGORITHMS) -> None:
+        if isinstance(algorithms, str):  # compute(data, "sha384") means one algorithm
+            algorithms = (algorithms,)
         names = tuple(dict.fromkeys(a.lower() for a in algorithms))
         if not names:
             raise ValueError("IntegrityHasher needs at least one algorithm")
@@ -143,7 +147,7 @@ class IntegrityHasher:
 
 
 def compute(
-    data: bytes | bytearray | memoryview, algorithms: Iterable[str] = DEFAULT_ALGORITHMS
+    data: bytes | bytearray | memoryview, algorithms: Iterable[str] | str = DEFAULT_ALGORITHMS
 ) -> str:
     """SRI metadata for ``data``: one token per algorithm, in the order given."""
     hasher = IntegrityHasher(algorithms)
@@ -151,7 +155,7 @@ def compute(
     return hasher.metadata()
 
 
-def compute_stream(stream: IO[bytes], algorithms: Iterable[str] = DEFAULT_ALGORITHMS) -> str:
+def compute_stream(stream: IO[bytes], algorithms: Iterable[str] | str = DEFAULT_ALGORITHMS) -> str:
     """SRI metadata for everything left in a binary stream, read in 1 MiB pieces."""
     hasher = IntegrityHasher(algorithms)
     while chunk := stream.read(_CHUNK):
@@ -194,13 +198,21 @@ def _matches_any(actual: bytes, expected: tuple[Digest, ...]) -> bool:
 
 def _decode_base64(value: str, token: str) -> bytes:
     standard = value.replace("-", "+").replace("_", "/")
-    standard += "=" * (-len(standard) % 4)
+    unpadded = standard.rstrip("=")
     try:
-        return base64.b64decode(standard, validate=True)
+        digest = base64.b64decode(unpadded + "=" * (-len(unpadded) % 4), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise IntegrityMetadataError(
             f"integrity token {_short(token)} does not hold valid base64"
         ) from exc
+    # Browsers compare the base64 text itself: extra padding or stray low bits
+    # make a value no browser would ever match, so refuse it here.
+    canonical = base64.b64encode(digest).decode("ascii")
+    if standard not in (canonical, canonical.rstrip("=")):
+        raise IntegrityMetadataError(
+            f"integrity token {_short(token)} is not canonical base64 (expected {canonical})"
+        )
+    return digest
 
 
 def _short(text: str, limit: int = 80) -> str:

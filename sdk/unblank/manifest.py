@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -43,6 +44,8 @@ __all__ = [
 MANIFEST_VERSION: Final = 1
 # Content codings a version-1 manifest may list, by their RFC 9110 names.
 ENCODINGS: Final = ("br", "gzip")
+# RFC 3339 §5.6 date-time: full-date "T" full-time, with "Z" or a numeric offset.
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})")
 # Generation ids name files (manifests/<generation>.json): keep them to a safe alphabet.
 _GENERATION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,99}$")
 _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
@@ -58,7 +61,7 @@ def check_relative_path(value: object, field_name: str) -> str:
     """
     if not isinstance(value, str) or not value:
         raise ManifestError(field_name, "must be a non-empty relative path string")
-    if any(ord(ch) < 0x20 or ch == "\x7f" for ch in value):
+    if _has_control(value):
         raise ManifestError(field_name, f"{value!r} contains a control character")
     if "\\" in value:
         raise ManifestError(field_name, f"{value!r} contains a backslash; use '/'")
@@ -74,13 +77,38 @@ def check_relative_path(value: object, field_name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Asset:
-    """One published file: where it is, how to verify it, what variants exist."""
+    """One published file: where it is, how to verify it, what variants exist.
+
+    The constructor checks every field as strictly as :meth:`Manifest.loads`
+    does, so a manifest built in Python can always be written and read back.
+    """
 
     path: str
     integrity: str
     size: int
     content_type: str
-    encodings: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
+    encodings: Mapping[str, int] = field(default_factory=lambda: _EMPTY, hash=False)
+
+    def __post_init__(self) -> None:
+        check_relative_path(self.path, "path")
+        if not isinstance(self.integrity, str):
+            raise ManifestError("integrity", "must be a string of SRI metadata")
+        try:
+            integrity.parse(self.integrity)
+        except IntegrityMetadataError as exc:
+            raise ManifestError("integrity", str(exc)) from exc
+        _non_negative_int(self.size, "size")
+        _check_header_value(self.content_type, "content_type")
+        if not isinstance(self.encodings, Mapping):
+            raise ManifestError("encodings", "must be an object of content coding sizes")
+        for name, value in self.encodings.items():
+            if name not in ENCODINGS:
+                raise ManifestError(
+                    "encodings",
+                    f"unknown content coding {name!r}; version 1 knows {', '.join(ENCODINGS)}",
+                )
+            _non_negative_int(value, f"encodings.{name}")
+        object.__setattr__(self, "encodings", MappingProxyType(dict(self.encodings)))
 
     @property
     def immutable(self) -> bool:
@@ -93,42 +121,19 @@ class Asset:
             "integrity": self.integrity,
             "size": self.size,
             "content_type": self.content_type,
-            "encodings": {
-                name: self.encodings[name] for name in ENCODINGS if name in self.encodings
-            },
+            "encodings": {n: self.encodings[n] for n in ENCODINGS if n in self.encodings},
         }
 
     @classmethod
     def from_dict(cls, data: object, where: str) -> Asset:
         obj = _object(data, where)
-        path = check_relative_path(_require(obj, "path", where), f"{where}.path")
-        meta = _require(obj, "integrity", where)
-        if not isinstance(meta, str):
-            raise ManifestError(f"{where}.integrity", "must be a string of SRI metadata")
-        try:
-            integrity.parse(meta)
-        except IntegrityMetadataError as exc:
-            raise ManifestError(f"{where}.integrity", str(exc)) from exc
-        size = _non_negative_int(_require(obj, "size", where), f"{where}.size")
-        content_type = _require(obj, "content_type", where)
-        if not isinstance(content_type, str) or not content_type.strip() or "\n" in content_type:
-            raise ManifestError(f"{where}.content_type", "must be a non-empty media type string")
-        raw_encodings = _object(obj.get("encodings", {}), f"{where}.encodings")
-        encodings: dict[str, int] = {}
-        for name, value in raw_encodings.items():
-            if name not in ENCODINGS:
-                raise ManifestError(
-                    f"{where}.encodings",
-                    f"unknown content coding {name!r}; version 1 knows {', '.join(ENCODINGS)}",
-                )
-            encodings[name] = _non_negative_int(value, f"{where}.encodings.{name}")
-        return cls(
-            path=path,
-            integrity=meta,
-            size=size,
-            content_type=content_type,
-            encodings=MappingProxyType(encodings),
-        )
+        fields = {key: _require(obj, key, where) for key in _ASSET_REQUIRED}
+        encodings = _object(obj.get("encodings", {}), f"{where}.encodings")
+        with _prefixed(where):
+            return cls(**fields, encodings=encodings)
+
+
+_ASSET_REQUIRED: Final = ("path", "integrity", "size", "content_type")
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +151,16 @@ class Entry:
     imports: tuple[str, ...] = ()
     dynamic_imports: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        check_relative_path(self.file, "file")
+        for name in ("css", "imports", "dynamic_imports"):
+            items = getattr(self, name)
+            if isinstance(items, str) or not isinstance(items, list | tuple):
+                raise ManifestError(name, "must be a list of asset names")
+            for i, item in enumerate(items):
+                check_relative_path(item, f"{name}[{i}]")
+            object.__setattr__(self, name, tuple(items))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "file": self.file,
@@ -157,16 +172,13 @@ class Entry:
     @classmethod
     def from_dict(cls, data: object, where: str) -> Entry:
         obj = _object(data, where)
-        file = check_relative_path(_require(obj, "file", where), f"{where}.file")
-        lists = {}
-        for name in ("css", "imports", "dynamic_imports"):
-            raw = obj.get(name, [])
-            if not isinstance(raw, list):
+        file = _require(obj, "file", where)
+        lists = {name: obj.get(name, []) for name in ("css", "imports", "dynamic_imports")}
+        for name, value in lists.items():
+            if not isinstance(value, list):
                 raise ManifestError(f"{where}.{name}", "must be a list of asset names")
-            lists[name] = tuple(
-                check_relative_path(item, f"{where}.{name}[{i}]") for i, item in enumerate(raw)
-            )
-        return cls(file=file, **lists)
+        with _prefixed(where):
+            return cls(file=file, **lists)
 
     def files(self) -> tuple[str, ...]:
         """Every asset this entry names, the entry script first."""
@@ -179,16 +191,32 @@ class Manifest:
 
     generation: str
     created: datetime
-    assets: Mapping[str, Asset]
-    entries: Mapping[str, Entry] = field(default_factory=lambda: _EMPTY)
+    assets: Mapping[str, Asset] = field(hash=False)
+    entries: Mapping[str, Entry] = field(default_factory=lambda: _EMPTY, hash=False)
     version: int = MANIFEST_VERSION
-    _by_path: Mapping[str, str] = field(init=False, repr=False, compare=False)
+    _by_path: Mapping[str, str] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        if not _GENERATION.match(self.generation):
-            raise ManifestError("generation", f"{self.generation!r} is not a valid generation id")
-        if self.created.tzinfo is None:
-            raise ManifestError("created", "must carry a timezone")
+        if type(self.version) is not int or self.version != MANIFEST_VERSION:
+            raise ManifestError(
+                "version",
+                f"{self.version!r} is not supported; this unblank reads version {MANIFEST_VERSION}",
+            )
+        if not isinstance(self.generation, str) or not _GENERATION.fullmatch(self.generation):
+            raise ManifestError(
+                "generation", f"{self.generation!r} must be 1-100 characters of [0-9A-Za-z._-]"
+            )
+        if not isinstance(self.created, datetime) or self.created.tzinfo is None:
+            raise ManifestError("created", "must be a datetime with a timezone")
+        _check_utc_range(self.created, "created")
+        for name, asset in self.assets.items():
+            if not isinstance(asset, Asset):
+                raise ManifestError(f"assets[{name!r}]", "must be an Asset")
+        for name, entry in self.entries.items():
+            if not isinstance(name, str) or not name or _has_control(name):
+                raise ManifestError(f"entries[{name!r}]", "must be named by a non-empty string")
+            if not isinstance(entry, Entry):
+                raise ManifestError(f"entries[{name!r}]", "must be an Entry")
         object.__setattr__(self, "assets", MappingProxyType(dict(self.assets)))
         object.__setattr__(self, "entries", MappingProxyType(dict(self.entries)))
         by_path: dict[str, str] = {}
@@ -258,8 +286,11 @@ class Manifest:
     def loads(cls, data: str | bytes) -> Manifest:
         """Parse and validate manifest JSON; raise :class:`ManifestError` naming the field."""
         try:
-            raw = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            # RFC 8259 §8.1: JSON exchanged between systems is UTF-8; decoding
+            # first stops json.loads from guessing UTF-16 or UTF-32 from bytes.
+            text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
+            raw = json.loads(text)
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise ManifestError("(document)", f"is not valid UTF-8 JSON: {exc}") from exc
         return cls.from_dict(raw)
 
@@ -273,7 +304,7 @@ class Manifest:
                 f"{version!r} is not supported; this unblank reads version {MANIFEST_VERSION}",
             )
         generation = _require(obj, "generation", "(document)")
-        if not isinstance(generation, str) or not _GENERATION.match(generation):
+        if not isinstance(generation, str) or not _GENERATION.fullmatch(generation):
             raise ManifestError(
                 "generation", f"{generation!r} must be 1-100 characters of [0-9A-Za-z._-]"
             )
@@ -305,15 +336,43 @@ def format_time(value: datetime) -> str:
 
 
 def parse_time(value: object, field_name: str) -> datetime:
-    if not isinstance(value, str):
-        raise ManifestError(field_name, "must be an RFC 3339 time string")
+    """Parse an RFC 3339 ``date-time`` (§5.6), refusing the rest of ISO 8601."""
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ManifestError(
+            field_name, f"{value!r} is not an RFC 3339 time like 2026-11-25T12:00:00Z"
+        )
     try:
-        parsed = datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
     except ValueError as exc:
-        raise ManifestError(field_name, f"{value!r} is not an RFC 3339 time") from exc
-    if parsed.tzinfo is None:
-        raise ManifestError(field_name, f"{value!r} has no timezone offset")
+        raise ManifestError(field_name, f"{value!r} is not a valid time: {exc}") from exc
+    _check_utc_range(parsed, field_name)
     return parsed
+
+
+def _check_utc_range(value: datetime, field_name: str) -> None:
+    try:
+        value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ManifestError(field_name, f"{value!r} is out of range in UTC") from exc
+
+
+def _has_control(text: str) -> bool:
+    # Control characters, and lone surrogates that no UTF-8 file name or header can hold.
+    return any(ord(c) < 0x20 or c == "\x7f" or 0xD800 <= ord(c) <= 0xDFFF for c in text)
+
+
+def _check_header_value(value: object, field_name: str) -> None:
+    if not isinstance(value, str) or not value.strip() or _has_control(value):
+        raise ManifestError(field_name, "must be a non-empty media type without control characters")
+
+
+@contextmanager
+def _prefixed(where: str) -> Iterator[None]:
+    """Re-raise a field error of a nested object with the object's place in front."""
+    try:
+        yield
+    except ManifestError as exc:
+        raise ManifestError(f"{where}.{exc.field}", exc.reason) from exc.__cause__
 
 
 def _object(value: object, where: str) -> dict[str, Any]:
