@@ -91,7 +91,6 @@ def test_cli_bad_input_exits_2(
         ["--jobs", "zero"],
         ["--brotli-quality", "12"],
         ["--gzip-level", "0"],
-        ["--quiet", "--json"],
     ],
 )
 def test_cli_bad_options_exit_2(

@@ -28,12 +28,14 @@ ViteManifest = dict[str, dict[str, Any]]
 # Files Vite copies without a hash, by where they come from in the fixture app.
 PUBLIC_FILES = ("favicon.svg", "robots.txt")
 HTML_PAGES = ("index.html", "admin.html")
+SOURCE_MAPPING_URL = re.compile(r"[#@] sourceMappingURL=(\S+)")
 MEDIA_TYPES = {
     ".js": "text/javascript",
     ".css": "text/css",
     ".svg": "image/svg+xml",
     ".html": "text/html",
     ".txt": "text/plain",
+    ".map": "application/json",
 }
 
 
@@ -112,6 +114,14 @@ def test_fixture_app_vite_graph_has_what_the_tests_need(vite: ViteManifest) -> N
     assert report.get("css")
 
 
+def test_fixture_app_has_source_maps(vite: ViteManifest, vite_dist: Path) -> None:
+    assert all(
+        (vite_dist / f"{chunk['file']}.map").is_file()
+        for chunk in vite.values()
+        if chunk["file"].endswith(".js")
+    )
+
+
 def test_build_vite_summary_reports_a_published_generation(
     vite_unblank_summary: dict[str, Any], vite_unblank_dist: Path, manifest: Manifest
 ) -> None:
@@ -157,6 +167,40 @@ def test_build_vite_publishes_every_output_file_and_nothing_of_dot_vite(
         if name != "manifest.json" and not name.startswith(("manifests/", ".unblank/"))
     }
     assert published == set(manifest.files())
+
+
+# Known bug, found by this test: unblank recognises Vite's hash in a .map name by its look
+# (naming.looks_fingerprinted), and a hash that reads like a CamelCase word ("CjLaJpIa", the
+# fixture's shared chunk) is taken for a word: the map is renamed while the chunk, which names
+# it in its sourceMappingURL comment, keeps its name and bytes. Remove the mark once fixed.
+
+
+def test_build_vite_source_maps_keep_their_chunk_names(
+    vite: ViteManifest, vite_dist: Path, manifest: Manifest
+) -> None:
+    maps = sorted(
+        f"{name}.map" for name in files_of_vite(vite) if (vite_dist / f"{name}.map").is_file()
+    )
+    assert maps
+    renamed = {
+        name: manifest.assets[name].path for name in maps if manifest.assets[name].path != name
+    }
+    assert renamed == {}
+
+
+def test_build_vite_source_map_comments_resolve(
+    vite_unblank_dist: Path, manifest: Manifest
+) -> None:
+    dangling: dict[str, str] = {}
+    for asset in manifest.assets.values():
+        if not asset.path.endswith((".js", ".css")):
+            continue
+        text = (vite_unblank_dist / asset.path).read_text(encoding="utf-8")
+        for url in SOURCE_MAPPING_URL.findall(text):
+            target = PurePosixPath(asset.path).parent / url
+            if not (vite_unblank_dist / target).is_file():
+                dangling[asset.path] = url
+    assert dangling == {}
 
 
 def test_build_vite_entries_match_vite_graph(vite: ViteManifest, manifest: Manifest) -> None:

@@ -301,9 +301,14 @@ class _Build:
         bundled = bundler.files if bundler else frozenset()
         if bundler is not None:
             self._check_bundler_files(bundler, names)
+        sources = _drop_precompressed(sources, self.progress)
+        kept = {s.name for s in sources if s.name in bundled or looks_fingerprinted(s.name)}
+        # A source map keeps its name with its chunk: the chunk's sourceMappingURL
+        # comment, left as the bundler wrote it, names the map by that name.
+        kept |= {s.name for s in sources if s.name.endswith(".map") and s.name[:-4] in kept}
         files = {}
-        for source in _drop_precompressed(sources, self.progress):
-            keep = source.name in bundled or looks_fingerprinted(source.name)
+        for source in sources:
+            keep = source.name in kept
             kind = None if keep else _REWRITABLE.get(posixpath.splitext(source.name)[1].lower())
             files[source.name] = _File(source=source, keep_name=keep, kind=kind)
         self._map("scan", list(files.values()), self._read, lambda f: 1)

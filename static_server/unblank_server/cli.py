@@ -132,9 +132,12 @@ def _retention_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _output_arguments(parser: argparse.ArgumentParser) -> None:
-    out = parser.add_mutually_exclusive_group()
-    out.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
-    out.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
+    parser.add_argument(
+        "--quiet", "-q", action="store_true", help="no progress, summary or warnings; only errors"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON summary on stdout (no other output)"
+    )
 
 
 def _algorithms(value: str) -> tuple[str, ...]:

@@ -4,8 +4,8 @@ Vite's manifest maps each source module to the chunk it became, with the
 chunk's CSS, its static ``imports`` and its ``dynamicImports`` (both given
 as *manifest keys*, not file names).  unblank flattens this into what an
 HTML shell needs per entry (Vite's "backend integration" guide): the entry
-script, every stylesheet it needs (its own, then those of the chunks it
-imports, recursively), the chunks to ``modulepreload`` (its static imports,
+script, every stylesheet it needs (those of the chunks it imports, recursively,
+then its own: Vite's order), the chunks to ``modulepreload`` (its static imports,
 recursively) and the chunks it may load later.  Every file Vite names keeps
 its name: chunks import each other by it.
 """
@@ -98,19 +98,25 @@ def _flatten(location: str, data: object) -> BundlerGraph:
 
 def _entry(data: dict[str, Any], key: str) -> Entry:
     chunk = _chunk(data, key)
-    css: list[str] = list(_strings(chunk, "css", key))
     imports: list[str] = []
+    css: list[str] = []
+    # Depth-first over static imports.  Stylesheets come out in post-order (an
+    # imported chunk's CSS before the importer's own), the order Vite itself
+    # links them in its HTML, so rules of equal specificity resolve the same.
     seen = {key}
-    stack = list(reversed(_strings(chunk, "imports", key)))
-    while stack:  # depth-first, in the order Vite lists them
-        name = stack.pop()
-        if name in seen:
+    stack: list[tuple[str, int]] = [(key, 0)]
+    while stack:
+        name, child = stack.pop()
+        children = _strings(_chunk(data, name), "imports", name)
+        if child < len(children):
+            stack.append((name, child + 1))
+            nxt = children[child]
+            if nxt not in seen:
+                seen.add(nxt)
+                imports.append(_chunk(data, nxt)["file"])
+                stack.append((nxt, 0))
             continue
-        seen.add(name)
-        imported = _chunk(data, name)
-        imports.append(imported["file"])
-        css.extend(_strings(imported, "css", name))
-        stack.extend(reversed(_strings(imported, "imports", name)))
+        css.extend(_strings(_chunk(data, name), "css", name))
     dynamic = [_chunk(data, name)["file"] for name in _strings(chunk, "dynamicImports", key)]
     return Entry(
         file=chunk["file"],
