@@ -256,7 +256,8 @@ class _Build:
             )
         }
         for coding in _CODINGS:
-            sizes[coding] = sum(a.encodings.get(coding, 0) for a in manifest.assets.values())
+            # What a client accepting this coding downloads for every file once.
+            sizes[coding] = sum(a.encodings.get(coding, a.size) for a in manifest.assets.values())
         warnings = getattr(self.progress, "warnings", [])
         return BuildResult(
             generation=manifest.generation,

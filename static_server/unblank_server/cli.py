@@ -224,10 +224,14 @@ def _print_summary(result: BuildResult, out: TextIO) -> None:
         file=out,
     )
     identity = result.bytes["identity"]
-    print(f"  identity   {_mb(identity):>9}", file=out)
+    print(f"  identity   {_mb(identity):>9}  (all files as they are)", file=out)
     for coding in ("br", "gzip"):
         size = result.bytes[coding]
-        print(f"  {coding:<10} {_mb(size):>9}  (variants of compressible files)", file=out)
+        share = size / identity if identity else 1.0
+        print(
+            f"  {coding:<10} {_mb(size):>9}  ({share:.0%}: all files, {coding} where smaller)",
+            file=out,
+        )
     if result.removed_files:
         print(
             f"  removed    {result.removed_files:>9}  files no retained generation needs", file=out
