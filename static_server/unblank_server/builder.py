@@ -52,6 +52,7 @@ from unblank_server.generations import (
     INTERNAL,
     Retention,
     collect_garbage,
+    drop_unpublished,
     load_current,
     load_history,
     new_generation_id,
@@ -176,7 +177,7 @@ def build(
     src, dist = check_folders(src, dist)
     _claim_dist(dist)
     with build_lock(dist / INTERNAL, on_wait=lambda: progress.warn("waiting for another build")):
-        return _Build(src, dist, options, progress, now or _now()).run(started)
+        return _Build(src, dist, options, progress, now or datetime.now(UTC)).run(started)
 
 
 def gc(
@@ -190,24 +191,32 @@ def gc(
     if not (dist / INTERNAL).is_dir():
         raise BadInputError(f"{str(dist)!r} is not an unblank build output (no {INTERNAL}/)")
     with build_lock(dist / INTERNAL):
-        result = collect_garbage(dist, retention or Retention(), now or _now(), dry_run=dry_run)
+        result = collect_garbage(
+            dist, retention or Retention(), now or datetime.now(UTC), dry_run=dry_run
+        )
     return list(result.removed_generations), list(result.removed_files), result.freed_bytes
 
 
-def _now() -> datetime:
-    # Reproducible builds: SOURCE_DATE_EPOCH pins the manifest's time
-    # (https://reproducible-builds.org/specs/source-date-epoch/).
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    if epoch is not None and epoch.strip().isdigit():
+def _created(now: datetime) -> datetime:
+    """The manifest's ``created`` time: ``SOURCE_DATE_EPOCH`` when set.
+
+    Reproducible builds pin it (https://reproducible-builds.org/specs/source-date-epoch/).
+    Only ``created`` follows it: generation ids and retention run on the real
+    clock, or a pinned epoch would keep every generation "recent" forever.
+    """
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch.isdigit():
         return datetime.fromtimestamp(int(epoch), UTC)
-    return datetime.now(UTC)
+    return now
 
 
 def _claim_dist(dist: Path) -> None:
-    """Refuse a DIST that holds files unblank did not write: gc would delete them."""
-    if (dist / INTERNAL).is_dir() or not dist.exists():
-        pass
-    elif any(dist.iterdir()):
+    """Refuse a DIST that holds files unblank did not write: gc would delete them.
+
+    A DIST holding only ``.unblank/`` is a concurrent first build's: fine.
+    """
+    foreign = dist.exists() and any(p.name != INTERNAL for p in dist.iterdir())
+    if foreign and not (dist / INTERNAL).is_dir():
         raise BadInputError(
             f"DIST {str(dist)!r} is not empty and was not written by unblank build; "
             "choose a new or empty folder (garbage collection deletes files it does not know)"
@@ -516,7 +525,11 @@ class _Build:
         if current is not None:
             existing.append(current.generation)
         generation = new_generation_id(self.now, body, existing)
-        manifest = Manifest(generation=generation, created=self.now, assets=assets, entries=entries)
+        manifest = Manifest(
+            generation=generation, created=_created(self.now), assets=assets, entries=entries
+        )
+        if current is not None or not (self.dist / CURRENT).exists():
+            drop_unpublished(self.dist, current)
         publish(self.dist, manifest)
         return manifest, True, current.generation if current else None
 

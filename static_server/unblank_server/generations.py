@@ -18,7 +18,7 @@ import hashlib
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
@@ -33,10 +33,12 @@ __all__ = [
     "GcResult",
     "Retention",
     "collect_garbage",
+    "drop_unpublished",
     "load_current",
     "load_history",
     "new_generation_id",
     "publish",
+    "published_at",
     "retained",
 ]
 
@@ -139,7 +141,7 @@ def retained(
     keep: list[Manifest] = []
     successor: Manifest | None = None
     for index, manifest in enumerate(newest_first):
-        superseded_at = successor.created if successor is not None else None
+        superseded_at = published_at(successor) if successor is not None else None
         if (
             index < retention.keep
             or superseded_at is None
@@ -151,6 +153,38 @@ def retained(
     if current is not None and all(m.generation != current.generation for m in keep):
         keep.append(current)
     return keep
+
+
+def published_at(manifest: Manifest) -> datetime:
+    """When ``manifest`` became current: the time in its generation id.
+
+    Not ``created``, which ``SOURCE_DATE_EPOCH`` may pin to a fixed date.
+    """
+    try:
+        stamp = datetime.strptime(manifest.generation.split("-", 1)[0], _ID_TIME)
+    except ValueError:
+        return manifest.created  # an id made by another tool
+    return stamp.replace(tzinfo=UTC)
+
+
+def drop_unpublished(dist: Path, current: Manifest | None) -> list[str]:
+    """Forget generations newer than the current one: a build killed between
+    writing ``manifests/<g>.json`` and ``manifest.json`` left them, never served.
+
+    Left in place they would count among the newest ``keep`` and push out a
+    generation that pages really loaded.  Their files go at the next gc,
+    unless a retained generation shares them.
+    """
+    folder = dist / HISTORY
+    if not folder.is_dir():
+        return []
+    dropped = []
+    for path in sorted(folder.glob("*.json")):
+        generation = path.stem
+        if current is None or generation > current.generation:
+            path.unlink(missing_ok=True)
+            dropped.append(generation)
+    return dropped
 
 
 def collect_garbage(
@@ -172,8 +206,9 @@ def collect_garbage(
     freed = 0
     for root, dirs, files in os.walk(dist, topdown=True):
         rel_root = os.path.relpath(root, dist)
-        if rel_root == ".":
-            dirs[:] = [d for d in dirs if d != INTERNAL]
+        if rel_root == INTERNAL:  # only leftovers of killed builds go from here
+            dirs[:] = []
+            files = [name for name in files if is_temp_name(name)]
         for name in files:
             rel = name if rel_root == "." else f"{rel_root}/{name}".replace(os.sep, "/")
             if rel in needed and not is_temp_name(name):
