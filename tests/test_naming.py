@@ -61,6 +61,10 @@ def test_bundler_hashes_are_recognised(name: str) -> None:
         "polyfills-es2015.js",
         "manifest.webmanifest",
         "assets/index-polyfill.js",
+        "hire-a-helper.svg",  # Font Awesome icon names
+        "face-sad-tear.svg",
+        "d-and-d-beyond.svg",
+        "pied-piper-pp.svg",
         "README",
     ],
 )

@@ -62,6 +62,10 @@ def test_css_reference_spans_and_lines_point_at_the_text() -> None:
         ('new URL("./img.png", import.meta.url)', ["./img.png"]),
         ('import x from "./a.js" with { type: "json" }', ["./a.js"]),
         ("//# sourceMappingURL=app.js.map", ["app.js.map"]),
+        ('x();\n//# sourceMappingURL=app.js.map\n', ["app.js.map"]),
+        ('import(/* webpackChunkName: "c" */ "./chunk.js")', ["./chunk.js"]),
+        ('import a from"./min.js";export*from"./re.js"', ["./min.js", "./re.js"]),
+        ('const s = "//# sourceMappingURL=" + url;', []),
         # Never references:
         ('// import "./no.js"', []),
         ('/* export * from "./no.js" */', []),

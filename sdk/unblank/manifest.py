@@ -356,9 +356,12 @@ def _check_utc_range(value: datetime, field_name: str) -> None:
         raise ManifestError(field_name, f"{value!r} is out of range in UTC") from exc
 
 
+# Control characters, and lone surrogates that no UTF-8 file name or header can hold.
+_CONTROL = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+
+
 def _has_control(text: str) -> bool:
-    # Control characters, and lone surrogates that no UTF-8 file name or header can hold.
-    return any(ord(c) < 0x20 or c == "\x7f" or 0xD800 <= ord(c) <= 0xDFFF for c in text)
+    return _CONTROL.search(text) is not None
 
 
 def _check_header_value(value: object, field_name: str) -> None:

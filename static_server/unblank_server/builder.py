@@ -38,6 +38,7 @@ from urllib.parse import quote, unquote
 
 from unblank import Asset, Entry, Manifest
 from unblank.integrity import DEFAULT_ALGORITHMS, IntegrityHasher
+from unblank_server.buildcache import BuildCache
 from unblank_server.compress import (
     CompressionSettings,
     compress_file,
@@ -237,7 +238,19 @@ class _Build:
         self.progress = progress
         self.now = now
         self.pool = ThreadPoolExecutor(max_workers=options.jobs, thread_name_prefix="unblank")
-        self._cache_decisions: dict[str, dict[str, Any]] = {}
+        self.cache = BuildCache(dist / INTERNAL)
+        # The generations in DIST, read once: publish and gc both work from them.
+        try:
+            self.current = load_current(dist)
+        except BuildError as exc:
+            progress.warn(f"{exc}; publishing a new generation over it")
+            self.current = None
+        self.history: list[Manifest] | None = None
+        self.history_error = ""
+        try:
+            self.history = load_history(dist)
+        except BuildError as exc:
+            self.history_error = str(exc)
 
     def run(self, started: float) -> BuildResult:
         try:
@@ -256,8 +269,8 @@ class _Build:
         reused = sum(self._map("write", list(by_path.values()), self._write, lambda f: 1))
         encodings = self._compress(list(by_path.values()))
         manifest, published, previous = self._publish(files, encodings, bundler)
-        removed = self._collect()
-        self._save_variant_cache(encodings)
+        removed, live = self._collect()
+        self.cache.save(live | set(by_path))
         kept = sum(1 for f in files.values() if f.keep_name)
         sizes = {
             "identity": sum(
@@ -351,8 +364,13 @@ class _Build:
             raise BadInputError(f"cannot read {item.source.name!r}: {exc.strerror}") from exc
         if item.text is not None:
             item.sha256, item.integrity = hasher.sha256.hexdigest(), hasher.sri.metadata()
-            finder = find_css_references if item.kind == "css" else find_js_references
-            item.references = [(ref, "") for ref in finder(item.text)]
+            key = f"{item.kind}:{item.sha256}"
+            refs = self.cache.scan(key, item.text)
+            if refs is None:
+                finder = find_css_references if item.kind == "css" else find_js_references
+                refs = finder(item.text)
+                self.cache.remember_scan(key, refs)
+            item.references = [(ref, "") for ref in refs]
             if not item.references:
                 item.text = None  # nothing to rewrite: no need to hold it
 
@@ -431,14 +449,13 @@ class _Build:
 
     def _compress(self, outputs: list[_File]) -> dict[str, dict[str, int]]:
         """Make or reuse variants; return {path: {coding: size}} of those kept."""
-        cache = self._load_variant_cache()
         key = self.options.compression.key
         jobs: list[tuple[_File, str, bool]] = []
         encodings: dict[str, dict[str, int]] = {f.path: {} for f in outputs}
         for item in outputs:
             if not is_compressible(item.path):
                 continue
-            record = cache.get(item.path, {})
+            record = self.cache.variants(item.path)
             same_settings = record.get("settings") == key
             for coding in _CODINGS:
                 if same_settings and record.get(coding) == 0:
@@ -448,11 +465,10 @@ class _Build:
         for (item, coding, _), size in zip(jobs, results, strict=True):
             if size is not None:
                 encodings[item.path][coding] = size
-        self._cache_decisions = {
-            f.path: {"settings": key, **{c: encodings[f.path].get(c, 0) for c in _CODINGS}}
-            for f in outputs
-            if is_compressible(f.path)
-        }
+        for item in outputs:
+            if is_compressible(item.path):
+                sizes = {c: encodings[item.path].get(c, 0) for c in _CODINGS}
+                self.cache.remember_variants(item.path, {"settings": key, **sizes})
         return encodings
 
     def _variant(self, job: tuple[_File, str, bool]) -> int | None:
@@ -473,21 +489,6 @@ class _Build:
             raise BuildError(f"cannot write {str(variant)!r}: {exc.strerror}") from exc
         return None
 
-    def _load_variant_cache(self) -> dict[str, dict[str, Any]]:
-        try:
-            data = json.loads((self.dist / INTERNAL / _VARIANT_CACHE).read_bytes())
-        except (OSError, ValueError):
-            return {}  # no cache (first build) or a damaged one: compress again
-        return data if isinstance(data, dict) else {}
-
-    def _save_variant_cache(self, encodings: dict[str, dict[str, int]]) -> None:
-        old = self._load_variant_cache()
-        keep = {p for m in self._history() for p in m.paths()}
-        merged = {p: r for p, r in old.items() if p in keep and isinstance(r, dict)}
-        merged.update(self._cache_decisions)
-        data = json.dumps(merged, sort_keys=True).encode()
-        write_atomic(self.dist / INTERNAL / _VARIANT_CACHE, data)
-
     # -- 5. publish --------------------------------------------------------------
 
     def _publish(
@@ -507,11 +508,7 @@ class _Build:
             for name, item in files.items()
         }
         entries: dict[str, Entry] = dict(bundler.entries) if bundler else {}
-        try:
-            current = load_current(self.dist)
-        except BuildError as exc:
-            self.progress.warn(f"{exc}; publishing a new generation over it")
-            current = None
+        current = self.current
         if current is not None and current.assets == assets and current.entries == entries:
             return current, False, current.generation
         body = json.dumps(
@@ -521,32 +518,37 @@ class _Build:
             },
             sort_keys=True,
         ).encode()
-        existing = [m.generation for m in self._history()]
+        existing = [m.generation for m in self.history or []]
         if current is not None:
             existing.append(current.generation)
         generation = new_generation_id(self.now, body, existing)
         manifest = Manifest(
             generation=generation, created=_created(self.now), assets=assets, entries=entries
         )
-        if current is not None or not (self.dist / CURRENT).exists():
-            drop_unpublished(self.dist, current)
+        if self.history is not None and (current is not None or not (self.dist / CURRENT).exists()):
+            dropped = set(drop_unpublished(self.dist, current))
+            self.history = [m for m in self.history if m.generation not in dropped]
         publish(self.dist, manifest)
+        if self.history is not None:
+            self.history.append(manifest)
+        self.current = manifest
         return manifest, True, current.generation if current else None
 
-    def _history(self) -> list[Manifest]:
-        try:
-            return load_history(self.dist)
-        except BuildError as exc:
-            self.progress.warn(str(exc))
-            return []
-
-    def _collect(self) -> int:
-        try:
-            result = collect_garbage(self.dist, self.options.retention, self.now)
-        except BuildError as exc:
-            self.progress.warn(f"garbage collection skipped: {exc}")
-            return 0
-        return len(result.removed_files)
+    def _collect(self) -> tuple[int, set[str]]:
+        """Collect garbage; return how many files went and the paths still live."""
+        if self.history is None:
+            self.progress.warn(f"garbage collection skipped: {self.history_error}")
+            return 0, set()
+        result = collect_garbage(
+            self.dist,
+            self.options.retention,
+            self.now,
+            current=self.current,
+            history=self.history,
+        )
+        kept = set(result.retained)
+        live = {p for m in self.history if m.generation in kept for p in m.paths()}
+        return len(result.removed_files), live
 
 
 # -- planning helpers ------------------------------------------------------------

@@ -48,6 +48,13 @@ INTERNAL: Final = ".unblank"
 _ID_TIME: Final = "%Y%m%dT%H%M%S%fZ"
 
 
+class _Unset:
+    """Sentinel type: None already means "no current generation"."""
+
+
+_UNSET: Final = _Unset()
+
+
 @dataclass(frozen=True, slots=True)
 class Retention:
     """How many generations outlive their replacement, and for how long at least."""
@@ -188,15 +195,24 @@ def drop_unpublished(dist: Path, current: Manifest | None) -> list[str]:
 
 
 def collect_garbage(
-    dist: Path, retention: Retention, now: datetime, *, dry_run: bool = False
+    dist: Path,
+    retention: Retention,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+    current: Manifest | _Unset | None = _UNSET,
+    history: list[Manifest] | None = None,
 ) -> GcResult:
     """Delete every file in ``dist`` that no retained generation needs.
 
     The caller holds the build lock, so no other build is writing; temporary
-    files left by killed builds are removed too.
+    files left by killed builds are removed too.  A build passes the
+    generations it already read as ``current`` and ``history``.
     """
-    current = load_current(dist)
-    history = load_history(dist)
+    if isinstance(current, _Unset):
+        current = load_current(dist)
+    if history is None:
+        history = load_history(dist)
     keep = retained(history, current, retention, now)
     needed = {CURRENT}
     for manifest in keep:

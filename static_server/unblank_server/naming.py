@@ -84,11 +84,14 @@ def _has_dash_hash(head: str) -> bool:
     token = head[-8:]
     if not _ROLLUP_TOKEN.match(token):
         return False
-    if _has_digit_and_letter(token) or "_" in token or "-" in token:
+    if _has_digit_and_letter(token):
         return True
-    # Letters only: a hash when it is not shaped like a word ("SemiBold", "nthOpEjs"
-    # is lost too; Vite's manifest names such files explicitly).
-    return not _CAMEL_WORD.match(token) and not token.isupper() and not token.islower()
+    # No digit: a hash only with capitals in it ("a-helper" of hire-a-helper.svg is
+    # words), and then only when it is not shaped like a word ("SemiBold"; the
+    # hash "nthOpEjs" is lost too, but Vite's manifest names such files).
+    if not any(c.isupper() for c in token) or token.isupper():
+        return False
+    return "_" in token or "-" in token or not _CAMEL_WORD.match(token)
 
 
 def _has_digit_and_letter(token: str) -> bool:

@@ -136,9 +136,15 @@ _TEMPLATE_PART = re.compile(r"(?:[^`\\$]|\\.|\$(?!\{))*", re.S)
 _JS_MAP = re.compile(r"^//[#@]\s*sourceMappingURL=(?P<v>\S+)")
 _PUNCT3 = ("===", "!==", "**=", "...", "<<=", ">>=", ">>>", "&&=", "||=", "??=")
 _PUNCT2 = ("=>", "==", "!=", "<=", ">=", "&&", "||", "??", "?.", "++", "--", "+=", "-=", "*=")
-# A string literal that starts like a relative path: files without one cannot
-# hold a rewritable module specifier, and are not tokenised at all.
-_RELATIVE_HINT = re.compile(r"[\"'`]\.\.?/")
+# ``from``/``import``/``import(``/``URL(`` then a string starting like a
+# relative path (comments between allowed, for webpack's magic comments):
+# a file without one cannot hold a rewritable specifier and is not tokenised.
+_MODULE_HINT = re.compile(
+    r"(?:\bfrom|\bimport|\bURL)\s*\(?\s*(?:/\*[^*]*\*+(?:[^/*][^*]*\*+)*/\s*)*[\"'`]\.\.?/"
+)
+# Without module syntax, only source-map comments remain: a line comment whose
+# line ends with the URL (so "//# sourceMappingURL=" + url in code never counts).
+_MAP_LINE = re.compile(r"(?m)//[#@][ \t]*sourceMappingURL=(?P<v>[^\s'\"`]+)[ \t]*\r?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,8 +257,14 @@ def find_js_references(text: str) -> list[Reference]:
     >>> [r.value for r in find_js_references(src)]
     ['./a.js', './b.js']
     """
-    if "sourceMappingURL" not in text and not _RELATIVE_HINT.search(text):
-        return []
+    if not _MODULE_HINT.search(text):
+        if "sourceMappingURL" not in text:
+            return []
+        lines = _newlines(text)
+        return [
+            Reference(m.start("v"), m.end("v"), m["v"], _line_at(text, m.start("v"), lines))
+            for m in _MAP_LINE.finditer(text)
+        ]
     lines = _newlines(text)
     tokens, maps = _tokenize(text)
     spans = [(start, end, False) for start, end, _ in maps]
