@@ -28,13 +28,12 @@ import os
 import posixpath
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, TypeVar
-from urllib.parse import quote, unquote
 
 from unblank import Asset, Entry, Manifest
 from unblank.integrity import DEFAULT_ALGORITHMS, IntegrityHasher
@@ -49,7 +48,6 @@ from unblank_server.errors import BadInputError, BuildError, MissingReferenceErr
 from unblank_server.fsutil import atomic_writer, build_lock, write_atomic
 from unblank_server.generations import (
     CURRENT,
-    HISTORY,
     INTERNAL,
     Retention,
     collect_garbage,
@@ -60,10 +58,18 @@ from unblank_server.generations import (
     publish,
 )
 from unblank_server.mediatypes import content_type, is_compressible
-from unblank_server.naming import fingerprinted_name, looks_fingerprinted
+from unblank_server.naming import looks_fingerprinted
+from unblank_server.plan import (
+    Hashes,
+    PlannedFile,
+    check_outputs,
+    name_group,
+    naming_order,
+    output_size,
+    resolve_target,
+)
 from unblank_server.progress import NullProgress, Progress
 from unblank_server.references import (
-    Reference,
     find_css_references,
     find_js_references,
     is_local_reference,
@@ -139,21 +145,6 @@ class BuildResult:
             "warnings": list(self.warnings),
             "dist": self.dist,
         }
-
-
-@dataclass(slots=True)
-class _File:
-    """A source file on its way to DIST."""
-
-    source: SourceFile
-    keep_name: bool
-    kind: str | None  # "css" / "js" when its references are rewritten
-    sha256: str = ""
-    integrity: str = ""
-    text: str | None = None
-    references: list[tuple[Reference, str]] = field(default_factory=list)
-    data: bytes | None = None  # the rewritten content, when it differs from the source
-    path: str = ""
 
 
 # -- the public entry points ---------------------------------------------------
@@ -263,9 +254,9 @@ class _Build:
         bundler = read_bundler_manifest(self.src)
         files = self._scan(bundler)
         self._resolve(files)
-        for group in _naming_order(files):
-            _name_group(group, files, self.options.sri)
-        by_path = _check_outputs(files)
+        for group in naming_order(files):
+            name_group(group, files, self.options.sri)
+        by_path = check_outputs(files)
         reused = sum(self._map("write", list(by_path.values()), self._write, lambda f: 1))
         encodings = self._compress(list(by_path.values()))
         manifest, published, previous = self._publish(files, encodings, bundler)
@@ -318,7 +309,7 @@ class _Build:
 
     # -- 1. scan -------------------------------------------------------------
 
-    def _scan(self, bundler: BundlerGraph | None) -> dict[str, _File]:
+    def _scan(self, bundler: BundlerGraph | None) -> dict[str, PlannedFile]:
         sources = scan_sources(self.src)
         names = {s.name for s in sources}
         bundled = bundler.files if bundler else frozenset()
@@ -333,7 +324,7 @@ class _Build:
         for source in sources:
             keep = source.name in kept
             kind = None if keep else _REWRITABLE.get(posixpath.splitext(source.name)[1].lower())
-            files[source.name] = _File(source=source, keep_name=keep, kind=kind)
+            files[source.name] = PlannedFile(source=source, keep_name=keep, kind=kind)
         self._map("scan", list(files.values()), self._read, lambda f: 1)
         return files
 
@@ -346,13 +337,13 @@ class _Build:
                 reference=missing,
             )
 
-    def _read(self, item: _File) -> None:
-        hasher = _Hashes(self.options.sri)
+    def _read(self, item: PlannedFile) -> None:
+        hasher = Hashes(self.options.sri)
         try:
             if item.kind is not None and item.source.size > _WHOLE_TEXT_LIMIT:
                 if not self._stream(item, hasher, _HINTS[item.kind]):
                     item.kind = None  # no reference can be in it: copy it as it is
-                hasher = _Hashes(self.options.sri)
+                hasher = Hashes(self.options.sri)
             if item.kind is not None:
                 raw = item.source.path.read_bytes()
                 hasher.update(raw)
@@ -375,7 +366,7 @@ class _Build:
                 item.text = None  # nothing to rewrite: no need to hold it
 
     @staticmethod
-    def _stream(item: _File, hasher: _Hashes, hint: re.Pattern[bytes] | None) -> bool:
+    def _stream(item: PlannedFile, hasher: Hashes, hint: re.Pattern[bytes] | None) -> bool:
         """Hash ``item`` in pieces; True if ``hint`` occurs in it (always False without)."""
         found = False
         tail = b""
@@ -390,14 +381,14 @@ class _Build:
 
     # -- 2. plan -------------------------------------------------------------
 
-    def _resolve(self, files: dict[str, _File]) -> None:
+    def _resolve(self, files: dict[str, PlannedFile]) -> None:
         """Keep only references to local files, with their target; report missing ones."""
         for item in files.values():
             resolved = []
             for ref, _ in item.references:
                 if not is_local_reference(ref.value, module=ref.module):
                     continue
-                target = _resolve_target(item.source.name, ref.value)
+                target = resolve_target(item.source.name, ref.value)
                 if target is None or target not in files:
                     self._missing(
                         f"{item.source.name}:{ref.line}: reference {ref.value!r} names a file "
@@ -423,7 +414,7 @@ class _Build:
 
     # -- 3. write --------------------------------------------------------------
 
-    def _write(self, item: _File) -> bool:
+    def _write(self, item: PlannedFile) -> bool:
         """Put ``item`` in DIST; True when an identical copy was already there."""
         target = self.dist / item.path
         if _sha256_of(target) == item.sha256:
@@ -447,10 +438,10 @@ class _Build:
 
     # -- 4. compress -----------------------------------------------------------
 
-    def _compress(self, outputs: list[_File]) -> dict[str, dict[str, int]]:
+    def _compress(self, outputs: list[PlannedFile]) -> dict[str, dict[str, int]]:
         """Make or reuse variants; return {path: {coding: size}} of those kept."""
         key = self.options.compression.key
-        jobs: list[tuple[_File, str, bool]] = []
+        jobs: list[tuple[PlannedFile, str, bool]] = []
         encodings: dict[str, dict[str, int]] = {f.path: {} for f in outputs}
         for item in outputs:
             if not is_compressible(item.path):
@@ -461,7 +452,9 @@ class _Build:
                 if same_settings and record.get(coding) == 0:
                     continue  # compressed before with these settings: not worth keeping
                 jobs.append((item, coding, same_settings))
-        results = self._map("compress", jobs, self._variant, lambda job: _size(job[0]), unit="MB")
+        results = self._map(
+            "compress", jobs, self._variant, lambda job: output_size(job[0]), unit="MB"
+        )
         for (item, coding, _), size in zip(jobs, results, strict=True):
             if size is not None:
                 encodings[item.path][coding] = size
@@ -471,12 +464,12 @@ class _Build:
                 self.cache.remember_variants(item.path, {"settings": key, **sizes})
         return encodings
 
-    def _variant(self, job: tuple[_File, str, bool]) -> int | None:
+    def _variant(self, job: tuple[PlannedFile, str, bool]) -> int | None:
         """Make (or reuse, when made with the same settings) one variant; its size if kept."""
         item, coding, reusable = job
         base = self.dist / item.path
         variant = base.with_name(base.name + _VARIANT_SUFFIX[coding])
-        size = _size(item)
+        size = output_size(item)
         try:
             if reusable and variant.is_file() and decoded_sha256(variant, coding) == item.sha256:
                 compressed = variant.stat().st_size
@@ -493,7 +486,7 @@ class _Build:
 
     def _publish(
         self,
-        files: dict[str, _File],
+        files: dict[str, PlannedFile],
         encodings: dict[str, dict[str, int]],
         bundler: BundlerGraph | None,
     ) -> tuple[Manifest, bool, str | None]:
@@ -501,7 +494,7 @@ class _Build:
             name: Asset(
                 path=item.path,
                 integrity=item.integrity,
-                size=_size(item),
+                size=output_size(item),
                 content_type=content_type(item.path),
                 encodings=encodings[item.path],
             )
@@ -551,7 +544,7 @@ class _Build:
         return len(result.removed_files), live
 
 
-# -- planning helpers ------------------------------------------------------------
+# -- helpers ------------------------------------------------------------------
 
 
 def _drop_precompressed(sources: list[SourceFile], progress: Progress) -> list[SourceFile]:
@@ -568,180 +561,6 @@ def _drop_precompressed(sources: list[SourceFile], progress: Progress) -> list[S
             "unblank makes and verifies its own variants"
         )
     return kept
-
-
-def _resolve_target(referrer: str, value: str) -> str | None:
-    """The logical name ``value`` points to from ``referrer``, or None if outside SRC."""
-    path = value.split("#", 1)[0].split("?", 1)[0]
-    path = unquote(path)
-    if not path or path.endswith("/"):
-        return None
-    joined = posixpath.normpath(posixpath.join(posixpath.dirname(referrer), path))
-    if joined == ".." or joined.startswith("../") or joined.startswith("/"):
-        return None
-    return joined
-
-
-def _naming_order(files: dict[str, _File]) -> Iterator[list[_File]]:
-    """Groups of files to name, each after every group it references (Tarjan's SCCs)."""
-    graph = {
-        name: sorted({t for _, t in item.references if not files[t].keep_name})
-        for name, item in files.items()
-    }
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    on_stack: set[str] = set()
-    stack: list[str] = []
-    counter = 0
-    for root in sorted(graph):
-        if root in index:
-            continue
-        work = [(root, 0)]
-        while work:
-            node, child = work.pop()
-            if child == 0:
-                index[node] = low[node] = counter
-                counter += 1
-                stack.append(node)
-                on_stack.add(node)
-            if child < len(graph[node]):
-                work.append((node, child + 1))
-                nxt = graph[node][child]
-                if nxt not in index:
-                    work.append((nxt, 0))
-                elif nxt in on_stack:
-                    low[node] = min(low[node], index[nxt])
-                continue
-            if low[node] == index[node]:
-                group = []
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    group.append(files[member])
-                    if member == node:
-                        break
-                yield sorted(group, key=lambda f: f.source.name)
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[node])
-
-
-def _name_group(group: list[_File], files: dict[str, _File], sri: tuple[str, ...]) -> None:
-    """Give every file of a group its final name and content."""
-    members = {f.source.name for f in group}
-    cyclic = len(group) > 1 or any(t in members for _, t in group[0].references)
-    if not cyclic:
-        item = group[0]
-        _rewrite(item, files, sri)
-        item.path = (
-            item.source.name
-            if item.keep_name
-            else fingerprinted_name(item.source.name, item.sha256)
-        )
-        return
-    # Files that reference each other cannot each hash the other's final name:
-    # hash the group as a whole (with references out of the group resolved),
-    # and derive each member's name from that group hash and its own name.
-    group_hash = hashlib.sha256()
-    for item in group:
-        outside = _rewritten_text(item, files, skip=members)
-        group_hash.update(
-            item.source.name.encode() + b"\0" + outside.encode("utf-8", "surrogateescape") + b"\0"
-        )
-    for item in group:
-        member_hash = hashlib.sha256(group_hash.digest() + item.source.name.encode()).hexdigest()
-        item.path = fingerprinted_name(item.source.name, member_hash)
-    for item in group:
-        _rewrite(item, files, sri)
-
-
-def _rewrite(item: _File, files: dict[str, _File], sri: tuple[str, ...]) -> None:
-    """Replace references to renamed files; recompute digests when content changed."""
-    if item.text is None or not any(not files[t].keep_name for _, t in item.references):
-        item.text = None  # not needed any more: the source file is copied as it is
-        return
-    data = _rewritten_text(item, files, skip=frozenset()).encode("utf-8", "surrogateescape")
-    item.text = None
-    hasher = _Hashes(sri)
-    hasher.update(data)
-    item.data = data
-    item.sha256, item.integrity = hasher.sha256.hexdigest(), hasher.sri.metadata()
-
-
-def _rewritten_text(item: _File, files: dict[str, _File], *, skip: Iterable[str]) -> str:
-    text = item.text or ""
-    skipped = set(skip)
-    out: list[str] = []
-    pos = 0
-    for ref, target in item.references:
-        dest = files[target]
-        if dest.keep_name or target in skipped:
-            continue
-        out.append(text[pos : ref.start])
-        out.append(_renamed_reference(ref.value, dest.path))
-        pos = ref.end
-    out.append(text[pos:])
-    return "".join(out)
-
-
-def _renamed_reference(written: str, new_path: str) -> str:
-    """Swap the file name in a reference as written, keeping its folder, query and fragment."""
-    cut = len(written)
-    for mark in ("?", "#"):
-        found = written.find(mark)
-        if found != -1:
-            cut = min(cut, found)
-    path, suffix = written[:cut], written[cut:]
-    folder, _, _ = path.rpartition("/")
-    new_base = posixpath.basename(new_path)
-    encoded = (
-        new_base if unquote(path.rpartition("/")[2]) == path.rpartition("/")[2] else quote(new_base)
-    )
-    return (f"{folder}/" if "/" in path else "") + encoded + suffix
-
-
-def _check_outputs(files: dict[str, _File]) -> dict[str, _File]:
-    """Map output paths to files; refuse clashes and paths DIST reserves."""
-    by_path: dict[str, _File] = {}
-    for item in files.values():
-        path = item.path
-        if path == CURRENT or path.startswith((f"{HISTORY}/", f"{INTERNAL}/")):
-            raise BadInputError(
-                f"{item.source.name!r} would be published as {path!r}, a name DIST reserves "
-                f"for its manifests; rename it in SRC"
-            )
-        other = by_path.setdefault(path, item)
-        if other is not item and other.sha256 != item.sha256:
-            raise BadInputError(
-                f"{item.source.name!r} and {other.source.name!r} would both be published as "
-                f"{path!r} with different content"
-            )
-    for path, item in by_path.items():
-        for suffix in _VARIANT_SUFFIX.values():
-            if path.endswith(suffix) and path.removesuffix(suffix) in by_path:
-                raise BadInputError(
-                    f"{item.source.name!r} would be published as {path!r}, the name of a "
-                    "precompressed variant unblank makes; rename it in SRC"
-                )
-    return by_path
-
-
-class _Hashes:
-    """SHA-256 for the file name and the SRI digests, in one pass over the bytes."""
-
-    __slots__ = ("sha256", "sri")
-
-    def __init__(self, sri: tuple[str, ...]) -> None:
-        self.sha256 = hashlib.sha256()
-        self.sri = IntegrityHasher(sri)
-
-    def update(self, data: bytes) -> None:
-        self.sha256.update(data)
-        self.sri.update(data)
-
-
-def _size(item: _File) -> int:
-    return item.source.size if item.data is None else len(item.data)
 
 
 def _sha256_of(path: Path) -> str | None:
