@@ -33,6 +33,11 @@ def _js(text: str) -> list[str]:
         ('a{content:"url(no.png)"}', []),
         ("a{content:'/* not a comment */'; background:url(yes.png)}", ["yes.png"]),
         ("a{mask:myurl(no.png)}", []),
+        ('a{background:image-set("x.png" 1x, "y.png" 2x)}', ["x.png", "y.png"]),
+        (
+            "a{background:-webkit-image-set(url(x.png) 1x, 'y.avif' type(\"image/avif\"))}",
+            ["x.png", "y.avif"],
+        ),
     ],
 )
 def test_css_references_found_and_skipped(css: str, expected: list[str]) -> None:
@@ -62,7 +67,7 @@ def test_css_reference_spans_and_lines_point_at_the_text() -> None:
         ('new URL("./img.png", import.meta.url)', ["./img.png"]),
         ('import x from "./a.js" with { type: "json" }', ["./a.js"]),
         ("//# sourceMappingURL=app.js.map", ["app.js.map"]),
-        ('x();\n//# sourceMappingURL=app.js.map\n', ["app.js.map"]),
+        ("x();\n//# sourceMappingURL=app.js.map\n", ["app.js.map"]),
         ('import(/* webpackChunkName: "c" */ "./chunk.js")', ["./chunk.js"]),
         ('import a from"./min.js";export*from"./re.js"', ["./min.js", "./re.js"]),
         ('const s = "//# sourceMappingURL=" + url;', []),
@@ -91,6 +96,11 @@ def test_js_template_substitution_is_code() -> None:
 def test_js_division_is_not_a_regex() -> None:
     src = 'let y = a / 2; import("./after-division.js"); let z = (b) / 3 / 4;'
     assert _js(src) == ["./after-division.js"]
+
+
+def test_js_regex_after_control_parenthesis_is_skipped() -> None:
+    src = 'if (a) /\'/.test("x"); import("./b.js"); let c = (d) / 2; import("./e.js");'
+    assert _js(src) == ["./b.js", "./e.js"]
 
 
 def test_js_regex_after_return_is_skipped() -> None:

@@ -22,7 +22,9 @@ zlib release the GIL):
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import hmac
 import json
 import os
 import posixpath
@@ -37,6 +39,7 @@ from typing import Any, Final, TypeVar
 
 from unblank import Asset, Entry, Manifest
 from unblank.integrity import DEFAULT_ALGORITHMS, IntegrityHasher
+from unblank.integrity import parse as parse_integrity
 from unblank_server.buildcache import BuildCache
 from unblank_server.compress import (
     CompressionSettings,
@@ -47,7 +50,6 @@ from unblank_server.compress import (
 from unblank_server.errors import BadInputError, BuildError, MissingReferenceError
 from unblank_server.fsutil import atomic_writer, build_lock, write_atomic
 from unblank_server.generations import (
-    CURRENT,
     INTERNAL,
     Retention,
     collect_garbage,
@@ -59,6 +61,7 @@ from unblank_server.generations import (
 )
 from unblank_server.mediatypes import content_type, is_compressible
 from unblank_server.naming import looks_fingerprinted
+from unblank_server.owned import OwnedFiles
 from unblank_server.plan import (
     Hashes,
     PlannedFile,
@@ -80,6 +83,7 @@ from unblank_server.vite import BundlerGraph, read_bundler_manifest
 __all__ = ["BuildOptions", "BuildResult", "build", "gc"]
 
 _CHUNK: Final = 1 << 20
+_SHOWN_MISSING: Final = 20  # missing references listed in one error
 _CODINGS: Final = ("br", "gzip")
 _VARIANT_SUFFIX: Final = {"br": ".br", "gzip": ".gz"}
 _VARIANT_CACHE: Final = "variants.json"
@@ -105,7 +109,7 @@ class BuildOptions:
     allow_missing: bool = False
     retention: Retention = field(default_factory=Retention)
     compression: CompressionSettings = field(default_factory=CompressionSettings)
-    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
+    jobs: int = field(default_factory=lambda: _usable_cores())
 
     def __post_init__(self) -> None:
         IntegrityHasher(self.sri)  # raises ValueError naming an unknown algorithm
@@ -183,10 +187,21 @@ def gc(
     if not (dist / INTERNAL).is_dir():
         raise BadInputError(f"{str(dist)!r} is not an unblank build output (no {INTERNAL}/)")
     with build_lock(dist / INTERNAL):
+        current = load_current(dist)
+        if current is not None:
+            drop_unpublished(dist, current)
         result = collect_garbage(
             dist, retention or Retention(), now or datetime.now(UTC), dry_run=dry_run
         )
     return list(result.removed_generations), list(result.removed_files), result.freed_bytes
+
+
+def _usable_cores() -> int:
+    """Cores this process may run on (CPU affinity, as taskset and cgroups set it)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _created(now: datetime) -> datetime:
@@ -216,7 +231,7 @@ def _claim_dist(dist: Path) -> None:
     try:
         (dist / INTERNAL).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise BuildError(f"cannot create DIST {str(dist)!r}: {exc.strerror}") from exc
+        raise _write_error(dist, exc) from exc
 
 
 class _Build:
@@ -230,6 +245,7 @@ class _Build:
         self.now = now
         self.pool = ThreadPoolExecutor(max_workers=options.jobs, thread_name_prefix="unblank")
         self.cache = BuildCache(dist / INTERNAL)
+        self.owned = OwnedFiles(dist / INTERNAL)
         # The generations in DIST, read once: publish and gc both work from them.
         try:
             self.current = load_current(dist)
@@ -246,6 +262,11 @@ class _Build:
     def run(self, started: float) -> BuildResult:
         try:
             return self._run(started)
+        except KeyboardInterrupt:
+            # Running brotli calls cannot be stopped: do not wait for them.  Their
+            # temporary files are collected by the next build.
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            raise
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.progress.done()
@@ -326,7 +347,29 @@ class _Build:
             kind = None if keep else _REWRITABLE.get(posixpath.splitext(source.name)[1].lower())
             files[source.name] = PlannedFile(source=source, keep_name=keep, kind=kind)
         self._map("scan", list(files.values()), self._read, lambda f: 1)
+        self._unkeep_changed_names(files)
         return files
+
+    def _unkeep_changed_names(self, files: dict[str, PlannedFile]) -> None:
+        """Fingerprint kept names whose content changed: they are not content hashes.
+
+        A retained generation still points at the bytes under that name (a
+        bundler configured with ``[name].js``, or a name that only looked
+        hashed); overwriting them would break every page of that generation.
+        """
+        live: dict[str, Asset] = {}
+        for manifest in [*(self.history or []), *([self.current] if self.current else [])]:
+            for asset in manifest.assets.values():
+                live[asset.path] = asset
+        for item in files.values():
+            old = live.get(item.source.name)
+            if not item.keep_name or old is None or _same_content(item, old, self.dist):
+                continue
+            item.keep_name = False
+            self.progress.warn(
+                f"{item.source.name!r} kept its name but its content changed since an earlier "
+                "generation: the name is not a content hash, so it gets a fingerprint instead"
+            )
 
     def _check_bundler_files(self, bundler: BundlerGraph, names: set[str]) -> None:
         for missing in sorted(bundler.files - names):
@@ -383,23 +426,45 @@ class _Build:
 
     def _resolve(self, files: dict[str, PlannedFile]) -> None:
         """Keep only references to local files, with their target; report missing ones."""
-        for item in files.values():
+        missing: list[tuple[str, int, str, str]] = []
+        for item in sorted(files.values(), key=lambda f: f.source.name):
             resolved = []
             for ref, _ in item.references:
                 if not is_local_reference(ref.value, module=ref.module):
                     continue
                 target = resolve_target(item.source.name, ref.value)
                 if target is None or target not in files:
-                    self._missing(
-                        f"{item.source.name}:{ref.line}: reference {ref.value!r} names a file "
-                        "that is not in SRC",
-                        file=item.source.name,
-                        line=ref.line,
-                        reference=ref.value,
-                    )
+                    why = self._why_missing(target)
+                    missing.append((item.source.name, ref.line, ref.value, why))
                     continue
                 resolved.append((ref, target))
             item.references = resolved
+        for file, line, value, why in missing if self.options.allow_missing else []:
+            self.progress.warn(f"{file}:{line}: reference {value!r} {why} (left as written)")
+        if missing and not self.options.allow_missing:
+            file, line, value, _ = missing[0]
+            shown = [f"  {f}:{n}: {v!r} {w}" for f, n, v, w in missing[:_SHOWN_MISSING]]
+            if len(missing) > _SHOWN_MISSING:
+                shown.append(f"  ... and {len(missing) - _SHOWN_MISSING} more")
+            raise MissingReferenceError(
+                f"{file}:{line}: reference {value!r} {missing[0][3]}"
+                + (
+                    f" ({len(missing)} missing references)\n" + "\n".join(shown)
+                    if len(missing) > 1
+                    else ""
+                )
+                + "\nfix the references or pass --allow-missing",
+                file=file,
+                line=line,
+                reference=value,
+            )
+
+    def _why_missing(self, target: str | None) -> str:
+        if target is None:
+            return "points outside SRC"
+        if any(part.startswith(".") for part in target.split("/")) and (self.src / target).exists():
+            return "names a hidden file, which is not published"
+        return "names a file that is not in SRC"
 
     def _missing(self, message: str, *, file: str, line: int, reference: str) -> None:
         if self.options.allow_missing:
@@ -419,6 +484,7 @@ class _Build:
         target = self.dist / item.path
         if _sha256_of(target) == item.sha256:
             return True
+        self.owned.add(item.path)
         try:
             if item.data is not None:
                 write_atomic(target, item.data)
@@ -433,7 +499,7 @@ class _Build:
                         f"{item.source.name!r} changed while the build was running; build again"
                     )
         except OSError as exc:
-            raise BuildError(f"cannot write {str(target)!r}: {exc.strerror}") from exc
+            raise _write_error(target, exc) from exc
         return False
 
     # -- 4. compress -----------------------------------------------------------
@@ -447,7 +513,7 @@ class _Build:
             if not is_compressible(item.path):
                 continue
             record = self.cache.variants(item.path)
-            same_settings = record.get("settings") == key
+            same_settings = record.get("settings") == key and record.get("sha256") == item.sha256
             for coding in _CODINGS:
                 if same_settings and record.get(coding) == 0:
                     continue  # compressed before with these settings: not worth keeping
@@ -461,7 +527,8 @@ class _Build:
         for item in outputs:
             if is_compressible(item.path):
                 sizes = {c: encodings[item.path].get(c, 0) for c in _CODINGS}
-                self.cache.remember_variants(item.path, {"settings": key, **sizes})
+                record = {"settings": key, "sha256": item.sha256, **sizes}
+                self.cache.remember_variants(item.path, record)
         return encodings
 
     def _variant(self, job: tuple[PlannedFile, str, bool]) -> int | None:
@@ -470,6 +537,7 @@ class _Build:
         base = self.dist / item.path
         variant = base.with_name(base.name + _VARIANT_SUFFIX[coding])
         size = output_size(item)
+        self.owned.add(item.path + _VARIANT_SUFFIX[coding])
         try:
             if reusable and variant.is_file() and decoded_sha256(variant, coding) == item.sha256:
                 compressed = variant.stat().st_size
@@ -479,7 +547,7 @@ class _Build:
                 return compressed
             variant.unlink(missing_ok=True)
         except OSError as exc:
-            raise BuildError(f"cannot write {str(variant)!r}: {exc.strerror}") from exc
+            raise _write_error(variant, exc) from exc
         return None
 
     # -- 5. publish --------------------------------------------------------------
@@ -518,7 +586,7 @@ class _Build:
         manifest = Manifest(
             generation=generation, created=_created(self.now), assets=assets, entries=entries
         )
-        if self.history is not None and (current is not None or not (self.dist / CURRENT).exists()):
+        if self.history is not None and current is not None:
             dropped = set(drop_unpublished(self.dist, current))
             self.history = [m for m in self.history if m.generation not in dropped]
         publish(self.dist, manifest)
@@ -561,6 +629,26 @@ def _drop_precompressed(sources: list[SourceFile], progress: Progress) -> list[S
             "unblank makes and verifies its own variants"
         )
     return kept
+
+
+def _same_content(item: PlannedFile, old: Asset, dist: Path) -> bool:
+    """Whether ``item`` has the bytes ``old`` (a published asset) has."""
+    if item.source.size != old.size:
+        return False
+    mine = {d.algorithm: d.digest for d in parse_integrity(item.integrity)}
+    for digest in parse_integrity(old.integrity):
+        if digest.algorithm in mine:
+            return hmac.compare_digest(mine[digest.algorithm], digest.digest)
+    return _sha256_of(dist / old.path) == item.sha256
+
+
+def _write_error(target: Path, exc: OSError) -> BuildError:
+    message = f"cannot write {str(target)!r}: {exc.strerror}"
+    if exc.errno in (errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR):
+        return BadInputError(message)  # a name or a path the user chose
+    if exc.errno == errno.ENOSPC:
+        message += "; free space (`unblank gc DIST` removes old generations) and build again"
+    return BuildError(message)
 
 
 def _sha256_of(path: Path) -> str | None:

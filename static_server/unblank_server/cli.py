@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from unblank import __version__
+from unblank import Manifest, UnblankError, __version__
 from unblank.integrity import ALGORITHMS
 from unblank_server.builder import BuildOptions, BuildResult, build, gc
 from unblank_server.compress import CompressionSettings
@@ -29,6 +30,7 @@ __all__ = ["main"]
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2  # the convention of argparse and of most Unix tools for usage errors
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,17 +41,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _build(args)
         return _gc(args)
     except BadInputError as exc:
-        print(f"unblank {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _fail(args, f"error: {exc}", EXIT_BAD_INPUT)
     except ServerError as exc:
-        print(f"unblank {args.command}: failed: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+        return _fail(args, f"failed: {exc}", EXIT_FAILURE)
     except KeyboardInterrupt:
-        print(
-            f"unblank {args.command}: interrupted; the previous generation is intact",
-            file=sys.stderr,
-        )
-        return 130
+        served = _served_generation(args.dist)
+        _fail(args, f"interrupted; DIST serves {served}", EXIT_INTERRUPTED)
+        # Worker threads may still be inside brotli: leave without waiting for them.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
+
+
+def _fail(args: argparse.Namespace, message: str, status: int) -> int:
+    print(f"unblank {args.command}: {message}", file=sys.stderr)
+    if getattr(args, "json", False):
+        json.dump({"error": message, "exit_status": status}, sys.stdout)
+        sys.stdout.write("\n")
+    return status
+
+
+def _served_generation(dist: Path) -> str:
+    try:
+        manifest = Manifest.loads((dist / "manifest.json").read_bytes())
+    except (OSError, UnblankError):
+        return "no generation"
+    return f"generation {manifest.generation}"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -107,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Delete files of generations older than the retention policy, and "
         "leftovers of interrupted builds. Every build does this too.",
     )
-    g.add_argument("dist", type=Path, metavar="DIST")
+    g.add_argument("dist", type=Path, metavar="DIST", help="an output folder of unblank build")
     g.add_argument("--dry-run", action="store_true", help="list what would be removed")
     _retention_arguments(g)
     _output_arguments(g)
@@ -165,8 +182,8 @@ def _non_negative_float(value: str) -> float:
         number = float(value)
     except ValueError:
         number = -1.0
-    if not number >= 0:  # also refuses NaN
-        raise argparse.ArgumentTypeError(f"{value!r} is not a non-negative number")
+    if not 0 <= number <= 36_500:  # also refuses NaN and infinity
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of days from 0 to 36500")
     return number
 
 

@@ -25,6 +25,7 @@ from typing import Final
 from unblank import Manifest, ManifestError
 from unblank_server.errors import BuildError
 from unblank_server.fsutil import is_temp_name, sync_filesystem, write_atomic
+from unblank_server.owned import OwnedFiles
 
 __all__ = [
     "CURRENT",
@@ -46,6 +47,7 @@ CURRENT: Final = "manifest.json"
 HISTORY: Final = "manifests"
 INTERNAL: Final = ".unblank"
 _ID_TIME: Final = "%Y%m%dT%H%M%S%fZ"
+_MAX_DAYS: Final = 36_500  # a century: beyond it, datetime arithmetic overflows
 
 
 class _Unset:
@@ -65,8 +67,8 @@ class Retention:
     def __post_init__(self) -> None:
         if self.keep < 1:
             raise ValueError(f"keep must be at least 1 (the current generation), not {self.keep}")
-        if self.keep_days < 0:
-            raise ValueError(f"keep_days must not be negative, not {self.keep_days}")
+        if not 0 <= self.keep_days <= _MAX_DAYS:
+            raise ValueError(f"keep_days must be between 0 and {_MAX_DAYS}, not {self.keep_days}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,11 +205,13 @@ def collect_garbage(
     current: Manifest | _Unset | None = _UNSET,
     history: list[Manifest] | None = None,
 ) -> GcResult:
-    """Delete every file in ``dist`` that no retained generation needs.
+    """Delete the files unblank wrote into ``dist`` that no retained generation needs.
 
-    The caller holds the build lock, so no other build is writing; temporary
-    files left by killed builds are removed too.  A build passes the
-    generations it already read as ``current`` and ``history``.
+    Files unblank did not write (recorded in ``.unblank/`` or named by a
+    manifest) are never touched.  The caller holds the build lock, so no
+    other build is writing; temporary files left by killed builds go too.
+    A build passes the generations it already read as ``current`` and
+    ``history``.
     """
     if isinstance(current, _Unset):
         current = load_current(dist)
@@ -218,6 +222,11 @@ def collect_garbage(
     for manifest in keep:
         needed |= manifest.files()
         needed.add(f"{HISTORY}/{manifest.generation}.json")
+    owned = OwnedFiles(dist / INTERNAL)
+    ours = owned.paths()
+    for manifest in history:
+        ours |= manifest.files()
+        ours.add(f"{HISTORY}/{manifest.generation}.json")
     removed: list[str] = []
     freed = 0
     for root, dirs, files in os.walk(dist, topdown=True):
@@ -227,7 +236,7 @@ def collect_garbage(
             files = [name for name in files if is_temp_name(name)]
         for name in files:
             rel = name if rel_root == "." else f"{rel_root}/{name}".replace(os.sep, "/")
-            if rel in needed and not is_temp_name(name):
+            if not is_temp_name(name) and (rel in needed or rel not in ours):
                 continue
             path = Path(root, name)
             try:
@@ -239,6 +248,7 @@ def collect_garbage(
             removed.append(rel)
     if not dry_run:
         _remove_empty_folders(dist)
+        owned.replace(ours & needed - {CURRENT})
     kept_ids = {m.generation for m in keep}
     gone = tuple(m.generation for m in history if m.generation not in kept_ids)
     return GcResult(

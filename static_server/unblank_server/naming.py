@@ -23,9 +23,10 @@ __all__ = ["FINGERPRINT_LENGTH", "fingerprinted_name", "looks_fingerprinted"]
 
 FINGERPRINT_LENGTH: Final = 12
 _EXTENSION = re.compile(r"^[A-Za-z0-9]{1,10}$")
-_DOT_TOKEN = re.compile(r"^[A-Za-z0-9]{8,64}$")
-_ROLLUP_TOKEN = re.compile(r"^[A-Za-z0-9_-]{8}$")  # Rollup/Vite: 8 chars of base64url
-_CAMEL_WORD = re.compile(r"^[A-Za-z][a-z]*(?:[A-Z][a-z]*)*$")
+_HEX = re.compile(r"[0-9a-f]+")
+_BASE32 = re.compile(r"[A-Z2-7]+")
+_ROLLUP_TOKEN = re.compile(r"[A-Za-z0-9_]{8}")  # Rollup/Vite: 8 chars of base64url
+_CAMEL_WORD = re.compile(r"[A-Za-z][a-z]*(?:[A-Z][a-z]*)*")
 
 
 def fingerprinted_name(path: str, digest_hex: str) -> str:
@@ -70,28 +71,33 @@ def _split_extension(base: str) -> tuple[str, str]:
 
 
 def _has_dot_hash(head: str) -> bool:
+    # webpack/Parcel/unblank: ".<hex>"; esbuild with "." separators: ".<BASE32>".
     if "." not in head:
         return False
     stem, token = head.rsplit(".", 1)
-    if not stem or not _DOT_TOKEN.match(token):
+    if not stem or not 8 <= len(token) <= 64:
         return False
-    return _has_digit_and_letter(token)
+    if _HEX.fullmatch(token) or _BASE32.fullmatch(token):
+        return _has_digit_and_letter(token)
+    return False
 
 
 def _has_dash_hash(head: str) -> bool:
+    # Rollup/Vite and esbuild: "-<8 characters>".  A token holding "-" is taken
+    # for words ("htmx-2-compat", "logo-v2-final"); one without capitals too
+    # ("og-1200x630"); so is a camel-case word ("SemiBold").
     if len(head) < 10 or head[-9] != "-":
         return False
     token = head[-8:]
-    if not _ROLLUP_TOKEN.match(token):
+    if not _ROLLUP_TOKEN.fullmatch(token):
         return False
-    if _has_digit_and_letter(token):
-        return True
-    # No digit: a hash only with capitals in it ("a-helper" of hire-a-helper.svg is
-    # words), and then only when it is not shaped like a word ("SemiBold"; the
-    # hash "nthOpEjs" is lost too, but Vite's manifest names such files).
-    if not any(c.isupper() for c in token) or token.isupper():
-        return False
-    return "_" in token or "-" in token or not _CAMEL_WORD.match(token)
+    upper = any(c.isupper() for c in token)
+    lower = any(c.islower() for c in token)
+    digit = any(c.isdigit() for c in token)
+    if upper and lower:
+        return digit or "_" in token or not _CAMEL_WORD.fullmatch(token)
+    # esbuild's base32 hashes: capitals and digits ("KSWLZ3QJ").
+    return upper and digit and sum(c.isalpha() for c in token) >= 4
 
 
 def _has_digit_and_letter(token: str) -> bool:

@@ -73,6 +73,7 @@ _CSS = re.compile(
     r"(?P<comment>/\*.*?(?:\*/|\Z))"
     r"|(?<![\w-])url\(\s*(?:\"(?P<udq>[^\"\n]*)\"|'(?P<usq>[^'\n]*)'|(?P<ubare>[^)\s\"']*))\s*\)"
     r"|@import\s+(?:\"(?P<idq>[^\"\n]*)\"|'(?P<isq>[^'\n]*)')"
+    r"|(?P<imageset>(?<![\w-])(?:-webkit-)?image-set\()"
     r"|\"(?:[^\"\\\n]|\\.)*\"?|'(?:[^'\\\n]|\\.)*'?",
     re.S | re.I,
 )
@@ -89,6 +90,10 @@ def find_css_references(text: str) -> list[Reference]:
     lines = _newlines(text)
     refs = []
     for m in _CSS.finditer(text):
+        if m["imageset"] is not None:
+            for start, end in _image_set_strings(text, m.end()):
+                refs.append(Reference(start, end, text[start:end], _line_at(text, start, lines)))
+            continue
         if m["comment"] is not None:
             mm = _CSS_MAP.match(m["comment"])
             if mm is None:
@@ -100,7 +105,33 @@ def find_css_references(text: str) -> list[Reference]:
                 continue  # a plain string
             start, end = m.span(group)
         refs.append(Reference(start, end, text[start:end], _line_at(text, start, lines)))
-    return refs
+    return sorted(refs, key=lambda r: r.start)
+
+
+_ARGUMENT_STRING = re.compile(r"\s*(?:\"(?P<dq>[^\"\n]*)\"|'(?P<sq>[^'\n]*)')")
+_ARGUMENT_REST = re.compile(r"(?:[^,()\"']|\"[^\"\n]*\"|'[^'\n]*'|\((?:[^()]|\([^()]*\))*\))*")
+
+
+def _image_set_strings(text: str, pos: int) -> list[tuple[int, int]]:
+    """Spans of the bare strings among ``image-set(...)``'s arguments.
+
+    ``image-set("a.png" 1x, url(b.png) 2x, "c.avif" type("image/avif"))``:
+    "a.png" and "c.avif" are references (url() ones are found on their own);
+    "image/avif", an argument of ``type()``, is not.
+    """
+    spans = []
+    while pos < len(text):
+        m = _ARGUMENT_STRING.match(text, pos)
+        if m is not None:
+            group = "dq" if m["dq"] is not None else "sq"
+            spans.append(m.span(group))
+            pos = m.end()
+        rest = _ARGUMENT_REST.match(text, pos)
+        pos = rest.end() if rest else pos
+        if pos >= len(text) or text[pos] != ",":
+            break  # ")" closes the list (or the text ends)
+        pos += 1
+    return spans
 
 
 # -- JavaScript ----------------------------------------------------------------
@@ -160,6 +191,7 @@ def _tokenize(text: str) -> tuple[list[_Token], list[tuple[int, int, str]]]:
     tokens: list[_Token] = []
     maps: list[tuple[int, int, str]] = []
     stack: list[str] = []  # "{" for blocks, "`" for a template's ${ ... }
+    parens: list[bool] = []  # per open "(": does it follow if/while/for/with?
     pos, size = 0, len(text)
     while pos < size:
         ch = text[pos]
@@ -207,11 +239,17 @@ def _tokenize(text: str) -> tuple[list[_Token], list[tuple[int, int, str]]]:
                 3 if text.startswith(_PUNCT3, pos) else 2 if text.startswith(_PUNCT2, pos) else 1
             )
             value = text[pos : pos + width]
+            kind = "punct"
             if value == "{":
                 stack.append("{")
             elif value == "}" and stack:
                 stack.pop()
-            tokens.append(_Token("punct", value, pos, pos + width))
+            elif value == "(":
+                last = tokens[-1] if tokens else None
+                parens.append(last is not None and last.value in _CONTROL_WORDS)
+            elif value == ")" and parens and parens.pop():
+                kind = "ctrl"  # "if (x) /re/.test(y)": a regex may follow
+            tokens.append(_Token(kind, value, pos, pos + width))
             pos += width
     return tokens, maps
 
@@ -235,10 +273,15 @@ def _template(
     return close
 
 
+_CONTROL_WORDS: Final = frozenset({"if", "while", "for", "with"})
+
+
 def _regex_allowed(tokens: list[_Token]) -> bool:
     if not tokens:
         return True
     last = tokens[-1]
+    if last.kind == "ctrl":
+        return True
     if last.kind == "word":
         return last.value in _REGEX_AFTER_WORDS
     if last.kind in ("string", "other"):
@@ -324,7 +367,7 @@ def _from_clause(tokens: list[_Token], j: int) -> list[tuple[int, int]]:
         if token.kind == "word" and token.value == "from" and tokens[k + 1].kind == "string":
             span = _string_span(tokens[k + 1])
             return [span] if span else []
-        if token.kind == "punct" and token.value not in ("{", "}", ",", "*"):
+        if token.kind in ("punct", "ctrl") and token.value not in ("{", "}", ",", "*"):
             return []
         if token.kind == "other":
             return []

@@ -100,7 +100,7 @@ def _checked_name(name: str, where: Path) -> str:
     except UnicodeEncodeError:
         shown = os.fsencode(where).decode("utf-8", "backslashreplace")
         raise BadInputError(
-            f"the name {shown!r} is not valid UTF-8; URLs and the manifest need UTF-8 names"
+            f"the name '{shown}' is not valid UTF-8; URLs and the manifest need UTF-8 names"
         ) from None
     if "\\" in name or any(ord(c) < 0x20 or c == "\x7f" for c in name):
         raise BadInputError(

@@ -42,6 +42,11 @@ def read_bundler_manifest(src: Path) -> BundlerGraph | None:
         path = src / location
         if not path.is_file():
             continue
+        if not path.resolve().is_relative_to(src.resolve()):
+            raise BadInputError(
+                f"{location} is a symbolic link (or inside one) leading outside SRC; "
+                "unblank never reads files from outside SRC"
+            )
         try:
             data = json.loads(path.read_bytes())
         except (OSError, ValueError) as exc:
