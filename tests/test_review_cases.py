@@ -1,0 +1,152 @@
+"""Cases a new-user review found: DIST ownership, kept names, odd input, interrupts."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from unblank import Manifest, integrity
+from unblank_server.builder import BuildOptions, build
+from unblank_server.cli import main
+from unblank_server.compress import CompressionSettings
+from unblank_server.errors import BadInputError, MissingReferenceError
+from unblank_server.generations import Retention
+
+FAST = BuildOptions(
+    compression=CompressionSettings(brotli_quality=4, gzip_level=6),
+    retention=Retention(keep=1, keep_days=0),
+)
+
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+def current(dist: Path) -> Manifest:
+    return Manifest.loads((dist / "manifest.json").read_bytes())
+
+
+def test_gc_never_deletes_files_unblank_did_not_write(tmp_path: Path) -> None:
+    src = write(tmp_path / "src", {"a.txt": "one"})
+    dist = tmp_path / "dist"
+    build(src, dist, FAST)
+    foreign = write(dist, {".git/config": "[core]", "CNAME": "example.com", "_headers": "/*"})
+    for text in ("two", "three"):
+        write(src, {"a.txt": text})
+        result = build(src, dist, FAST)
+        assert result.removed_files >= 1  # the old a.<hash>.txt went
+    for name in (".git/config", "CNAME", "_headers"):
+        assert (foreign / name).exists(), name
+
+
+def test_kept_name_with_changed_content_is_fingerprinted(tmp_path: Path) -> None:
+    src = write(tmp_path / "src", {"assets/index-BARe8AKr.js": "console.log(1)\n"})
+    dist = tmp_path / "dist"
+    options = BuildOptions(compression=FAST.compression)  # default retention: keep both
+    build(src, dist, options)
+    first = current(dist)
+    write(src, {"assets/index-BARe8AKr.js": "console.log(2)\n"})
+    result = build(src, dist, options)
+    second = current(dist)
+    assert any("not a content hash" in w for w in result.warnings)
+    assert second.asset("assets/index-BARe8AKr.js").path != "assets/index-BARe8AKr.js"
+    old = first.asset("assets/index-BARe8AKr.js")
+    assert integrity.verify((dist / old.path).read_bytes(), old.integrity)
+
+
+def test_missing_current_manifest_keeps_history(tmp_path: Path) -> None:
+    src = write(tmp_path / "src", {"a.txt": "one"})
+    dist = tmp_path / "dist"
+    options = BuildOptions(compression=FAST.compression)
+    for text in ("one", "two", "three"):
+        write(src, {"a.txt": text})
+        build(src, dist, options)
+    (dist / "manifest.json").unlink()
+    write(src, {"a.txt": "four"})
+    build(src, dist, options)
+    assert len(list((dist / "manifests").glob("*.json"))) == 4
+
+
+def test_bundler_manifest_through_symlink_outside_src_is_refused(tmp_path: Path) -> None:
+    outside = write(tmp_path / "outside", {"manifest.json": json.dumps({})})
+    src = write(tmp_path / "src", {"app.js": "x"})
+    (src / ".vite").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(BadInputError, match="outside SRC"):
+        build(src, tmp_path / "dist", FAST)
+
+
+def test_missing_references_are_all_listed(tmp_path: Path) -> None:
+    src = write(
+        tmp_path / "src",
+        {
+            "a.css": "x{background:url(gone1.png)}\ny{background:url(gone2.png)}",
+            "b.js": 'import "./gone3.js";',
+            "c.css": "z{background:url(.hidden/f.png)}",
+            ".hidden/f.png": "png",
+        },
+    )
+    with pytest.raises(MissingReferenceError) as info:
+        build(src, tmp_path / "dist", FAST)
+    text = str(info.value)
+    assert "(4 missing references)" in text
+    for where in ("a.css:1", "a.css:2", "b.js:1", "c.css:1"):
+        assert where in text
+    assert "names a hidden file, which is not published" in text
+
+
+def test_json_reports_errors_on_stdout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["build", str(tmp_path / "nope"), str(tmp_path / "dist"), "--json"]) == 2
+    out = json.loads(capsys.readouterr().out)
+    assert out["exit_status"] == 2
+    assert "does not exist" in out["error"]
+
+
+@pytest.mark.parametrize("days", ["inf", "1000000"])
+def test_keep_days_out_of_range_exits_2(tmp_path: Path, days: str) -> None:
+    src = write(tmp_path / "src", {"a.txt": "a"})
+    with pytest.raises(SystemExit) as info:
+        main(["build", str(src), str(tmp_path / "dist"), "--keep-days", days])
+    assert info.value.code == 2
+
+
+def test_dist_under_a_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = write(tmp_path / "src", {"a.txt": "a"})
+    (tmp_path / "file").write_text("x")
+    assert main(["build", str(src), str(tmp_path / "file" / "dist")]) == 2
+    assert "Not a directory" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_interrupt_exits_at_once_and_names_the_served_generation(tmp_path: Path) -> None:
+    src = write(tmp_path / "src", {"a.txt": "first"})
+    dist = tmp_path / "dist"
+    build(src, dist, FAST)
+    served = current(dist).generation
+    words = " ".join(f"w{i * 7919 % 100003}" for i in range(1_500_000))
+    write(src, {"big.txt": words})  # brotli 11 on this takes seconds
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "unblank_server", "build", str(src), str(dist)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not list(dist.rglob(".big.*.br.*.unblank-tmp")) and time.monotonic() < deadline:
+        time.sleep(0.02)  # wait until brotli is working on it
+    assert list(dist.rglob(".big.*.br.*.unblank-tmp")), "brotli never started"
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert time.monotonic() - started < 3
+    assert f"interrupted; DIST serves generation {served}" in err
+    assert current(dist).generation == served
