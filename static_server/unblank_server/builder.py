@@ -69,10 +69,14 @@ from unblank_server.plan import (
     name_group,
     naming_order,
     output_size,
+    patched_chunks,
     resolve_target,
 )
 from unblank_server.progress import NullProgress, Progress
 from unblank_server.references import (
+    MAP_LINE_BYTES,
+    MODULE_HINT_BYTES,
+    Reference,
     find_css_references,
     find_js_references,
     is_local_reference,
@@ -92,11 +96,10 @@ _REWRITABLE: Final = {".css": "css", ".js": "js", ".mjs": "js"}
 # first, and read whole only if they can hold a reference at all, so memory
 # stays flat on a 50 MB bundle without local references.
 _WHOLE_TEXT_LIMIT: Final = 8 << 20
-_HINTS: Final = {
-    "js": re.compile(rb"sourceMappingURL|[\"'`]\.\.?/"),
-    "css": re.compile(rb"(?i:url\()|@import|sourceMappingURL"),
-}
-_HINT_OVERLAP: Final = 32  # longer than any hint, so one split across two chunks is found
+_CSS_HINT: Final = re.compile(rb"(?i:url\(|image-set\()|@import|sourceMappingURL")
+# Bytes of one piece carried into the next, so that a pattern split across two
+# pieces is still found (a longer source-map URL is left as written).
+_OVERLAP: Final = 4096
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -384,16 +387,16 @@ class _Build:
         hasher = Hashes(self.options.sri)
         try:
             if item.kind is not None and item.source.size > _WHOLE_TEXT_LIMIT:
-                if not self._stream(item, hasher, _HINTS[item.kind]):
-                    item.kind = None  # no reference can be in it: copy it as it is
+                if self._stream_scan(item, hasher):
+                    return  # settled without reading the file whole
                 hasher = Hashes(self.options.sri)
             if item.kind is not None:
                 raw = item.source.path.read_bytes()
                 hasher.update(raw)
                 # surrogateescape: any bytes survive the round trip unchanged.
                 item.text = raw.decode("utf-8", "surrogateescape")
-            elif not item.sha256:
-                self._stream(item, hasher, None)
+            else:
+                self._stream(item, hasher)
         except OSError as exc:
             raise BadInputError(f"cannot read {item.source.name!r}: {exc.strerror}") from exc
         if item.text is not None:
@@ -409,18 +412,54 @@ class _Build:
                 item.text = None  # nothing to rewrite: no need to hold it
 
     @staticmethod
-    def _stream(item: PlannedFile, hasher: Hashes, hint: re.Pattern[bytes] | None) -> bool:
-        """Hash ``item`` in pieces; True if ``hint`` occurs in it (always False without)."""
-        found = False
-        tail = b""
+    def _stream(item: PlannedFile, hasher: Hashes) -> None:
+        """Hash ``item`` in pieces."""
         with open(item.source.path, "rb") as handle:
             while chunk := handle.read(_CHUNK):
                 hasher.update(chunk)
-                if hint is not None and not found:
-                    found = hint.search(tail + chunk) is not None
-                    tail = chunk[-_HINT_OVERLAP:]
         item.sha256, item.integrity = hasher.sha256.hexdigest(), hasher.sri.metadata()
-        return found
+
+    @staticmethod
+    def _stream_scan(item: PlannedFile, hasher: Hashes) -> bool:
+        """Hash a large CSS/JS file in pieces and look for references on the way.
+
+        Returns True when the file is settled without reading it whole: no
+        reference can be in it (it is copied as it is), or, for JS, its only
+        references are source-map comments (rewritten as it is copied).
+        Returns False when it must be read whole.
+        """
+        hint = _CSS_HINT if item.kind == "css" else MODULE_HINT_BYTES
+        found_hint = False
+        maps: dict[int, Reference] = {}
+        tail, offset, newlines = b"", 0, 0
+        with open(item.source.path, "rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                hasher.update(chunk)
+                buffer = tail + chunk
+                base = offset - len(tail)
+                at_end = len(chunk) < _CHUNK
+                found_hint = found_hint or hint.search(buffer) is not None
+                if item.kind == "js" and not found_hint:
+                    for m in MAP_LINE_BYTES.finditer(buffer):
+                        if m.end() == len(buffer) and not at_end:
+                            continue  # the line may go on in the next piece
+                        before = newlines - tail.count(b"\n")
+                        line = before + buffer.count(b"\n", 0, m.start()) + 1
+                        value = m.group(1).decode("utf-8", "surrogateescape")
+                        start = base + m.start(1)
+                        maps[start] = Reference(start, base + m.end(1), value, line)
+                offset += len(chunk)
+                newlines += chunk.count(b"\n")
+                tail = buffer[-_OVERLAP:]
+        if found_hint:
+            return False
+        item.sha256, item.integrity = hasher.sha256.hexdigest(), hasher.sri.metadata()
+        if maps:
+            item.streamed = True
+            item.references = [(ref, "") for ref in sorted(maps.values(), key=lambda r: r.start)]
+        else:
+            item.kind = None  # no reference can be in it: copied as it is
+        return True
 
     # -- 2. plan -------------------------------------------------------------
 
@@ -488,6 +527,17 @@ class _Build:
         try:
             if item.data is not None:
                 write_atomic(target, item.data)
+                return False
+            if item.patches:
+                with atomic_writer(target) as out:
+                    digest = hashlib.sha256()
+                    for piece in patched_chunks(item.source.path, item.patches):
+                        digest.update(piece)
+                        out.write(piece)
+                    if digest.hexdigest() != item.sha256:
+                        raise BadInputError(
+                            f"{item.source.name!r} changed while the build was running; build again"
+                        )
                 return False
             with atomic_writer(target) as out, open(item.source.path, "rb") as source:
                 digest = hashlib.sha256()

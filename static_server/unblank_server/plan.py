@@ -13,6 +13,7 @@ import hashlib
 import posixpath
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final
 from urllib.parse import quote, unquote
 
@@ -34,6 +35,7 @@ __all__ = [
 ]
 
 _VARIANT_SUFFIXES: Final = (".br", ".gz")
+_CHUNK: Final = 1 << 20
 
 
 @dataclass(slots=True)
@@ -49,6 +51,11 @@ class PlannedFile:
     references: list[tuple[Reference, str]] = field(default_factory=list)
     data: bytes | None = None  # the rewritten content, when it differs from the source
     path: str = ""
+    # A file too large to hold whose references (byte offsets) are rewritten while
+    # it is streamed: ``patches`` replace source byte ranges.
+    streamed: bool = False
+    patches: list[tuple[int, int, bytes]] = field(default_factory=list)
+    patched_size: int = 0
 
 
 def resolve_target(referrer: str, value: str) -> str | None:
@@ -127,7 +134,8 @@ def name_group(
     # and derive each member's name from that group hash and its own name.
     group_hash = hashlib.sha256()
     for item in group:
-        outside = _rewritten_text(item, files, skip=members)
+        # A file held in memory contributes its text; a streamed one its digest.
+        outside = _rewritten_text(item, files, skip=members) if item.text else item.sha256
         group_hash.update(
             item.source.name.encode() + b"\0" + outside.encode("utf-8", "surrogateescape") + b"\0"
         )
@@ -140,6 +148,9 @@ def name_group(
 
 def _rewrite(item: PlannedFile, files: dict[str, PlannedFile], sri: tuple[str, ...]) -> None:
     """Replace references to renamed files; recompute digests when content changed."""
+    if item.streamed:
+        _plan_patches(item, files, sri)
+        return
     if item.text is None or not any(not files[t].keep_name for _, t in item.references):
         item.text = None  # not needed any more: the source file is copied as it is
         return
@@ -185,6 +196,42 @@ def _renamed_reference(written: str, new_path: str) -> str:
     return (f"{folder}/" if "/" in path else "") + encoded + suffix
 
 
+def _plan_patches(item: PlannedFile, files: dict[str, PlannedFile], sri: tuple[str, ...]) -> None:
+    """The byte-range replacements for a streamed file, and its final digests."""
+    item.patches = [
+        (ref.start, ref.end, _renamed_reference(ref.value, files[t].path).encode("utf-8"))
+        for ref, t in item.references
+        if not files[t].keep_name
+    ]
+    if not item.patches:
+        return
+    hasher = Hashes(sri)
+    size = 0
+    for piece in patched_chunks(item.source.path, item.patches):
+        hasher.update(piece)
+        size += len(piece)
+    item.sha256, item.integrity = hasher.sha256.hexdigest(), hasher.sri.metadata()
+    item.patched_size = size
+
+
+def patched_chunks(path: Path, patches: list[tuple[int, int, bytes]]) -> Iterator[bytes]:
+    """The bytes of ``path`` in pieces, with ``(start, end, new)`` ranges replaced."""
+    with open(path, "rb") as handle:
+        pos = 0
+        for start, end, new in sorted(patches):
+            while pos < start:
+                piece = handle.read(min(_CHUNK, start - pos))
+                if not piece:
+                    return
+                pos += len(piece)
+                yield piece
+            yield new
+            handle.seek(end)
+            pos = end
+        while piece := handle.read(_CHUNK):
+            yield piece
+
+
 def check_outputs(files: dict[str, PlannedFile]) -> dict[str, PlannedFile]:
     """Map output paths to files; refuse clashes and paths DIST reserves."""
     by_path: dict[str, PlannedFile] = {}
@@ -226,4 +273,6 @@ class Hashes:
 
 
 def output_size(item: PlannedFile) -> int:
-    return item.source.size if item.data is None else len(item.data)
+    if item.data is not None:
+        return len(item.data)
+    return item.patched_size if item.patches else item.source.size

@@ -176,6 +176,9 @@ _MODULE_HINT = re.compile(
 # Without module syntax, only source-map comments remain: a line comment whose
 # line ends with the URL (so "//# sourceMappingURL=" + url in code never counts).
 _MAP_LINE = re.compile(r"(?m)//[#@][ \t]*sourceMappingURL=(?P<v>[^\s'\"`]+)[ \t]*\r?$")
+# The same two patterns over bytes, for files too large to read whole.
+MODULE_HINT_BYTES: Final = re.compile(_MODULE_HINT.pattern.encode("ascii"))
+MAP_LINE_BYTES: Final = re.compile(_MAP_LINE.pattern.encode("ascii"))
 
 
 @dataclass(frozen=True, slots=True)
