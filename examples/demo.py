@@ -39,11 +39,17 @@ def main(argv: list[str]) -> int:
             f"{name:<20} {asset.path:<34} {asset.size:>7} {_size(br):>6} {_size(gz):>6}"
             f"  {asset.integrity[:22]}..."
         )
-    main_js = manifest.asset("js/main.js")
-    print(f"\nReferences were rewritten to fingerprinted names; {main_js.path} begins:")
-    for line in (dist / main_js.path).read_text().splitlines():
-        if line.startswith("import") or "import(" in line:
-            print(f"    {line.strip()}")
+    print("\nReferences were rewritten to the fingerprinted names:")
+    for name, marks in (
+        ("index.html", ("<link", "<script")),
+        ("css/app.css", ("@import", "url(")),
+        ("js/main.js", ("import",)),
+    ):
+        path = manifest.asset(name).path
+        print(f"  {path}")
+        for line in (dist / path).read_text().splitlines():
+            if any(mark in line for mark in marks):
+                print(f"      {line.strip()}")
     print(f"\nManifest: {dist / 'manifest.json'}   history: {dist / 'manifests'}/")
     print("Next: `unblank serve` (coming with the server) serves this folder CDN-style.")
     return 0

@@ -424,3 +424,31 @@ def test_build_reads_vite_manifest_strictly(tmp_path: Path) -> None:
     )
     with pytest.raises(BadInputError, match=r"\.vite/manifest\.json.*escape"):
         build(src, tmp_path / "dist")
+
+
+def test_build_rewrites_html_subresources_but_not_links(tmp_path: Path) -> None:
+    src = write_tree(
+        tmp_path / "src",
+        {
+            "index.html": (
+                '<link rel="stylesheet" href="css/site.css">\n'
+                '<script type="module" src="./js/app.js"></script>\n'
+                '<a href="about.html">About</a> <img src="/cdn/logo.png">\n'
+            ),
+            "about.html": "<p>about</p>",
+            "css/site.css": "a{}",
+            "js/app.js": "console.log(1)",
+        },
+    )
+    _, manifest = run(src, tmp_path / "dist")
+    html = published(tmp_path / "dist", manifest, "index.html").decode()
+    assert f'href="{manifest.asset("css/site.css").path}"' in html
+    assert f'src="./{manifest.asset("js/app.js").path}"' in html
+    assert 'href="about.html"' in html  # a page link keeps its user-visible name
+    assert 'src="/cdn/logo.png"' in html
+
+
+def test_build_html_missing_subresource_is_an_error(tmp_path: Path) -> None:
+    src = write_tree(tmp_path / "src", {"index.html": '<script src="gone.js"></script>'})
+    with pytest.raises(MissingReferenceError, match=r"index\.html:1: reference 'gone\.js'"):
+        build(src, tmp_path / "dist", FAST)

@@ -6,6 +6,7 @@ import pytest
 
 from unblank_server.references import (
     find_css_references,
+    find_html_references,
     find_js_references,
     is_local_reference,
 )
@@ -145,3 +146,31 @@ def test_js_unterminated_constructs_do_not_hang() -> None:
 )
 def test_is_local_reference(value: str, local: bool) -> None:
     assert is_local_reference(value) is local
+
+
+def _html(text: str) -> list[str]:
+    return [r.value for r in find_html_references(text)]
+
+
+@pytest.mark.parametrize(
+    ("html", "expected"),
+    [
+        ('<script type="module" src="js/main.js"></script>', ["js/main.js"]),
+        ("<link rel=stylesheet href=css/a.css>", ["css/a.css"]),
+        ("<link rel='icon shortcut' href='f.ico'>", ["f.ico"]),
+        ('<link rel="modulepreload" href="./chunk.js">', ["./chunk.js"]),
+        ('<link rel="canonical" href="page.html">', []),
+        ('<a href="about.html">about</a><form action="x.php"></form>', []),
+        (
+            '<img src="a.png" srcset="a.png 1x, b%20c.png 2x" alt="x > y">',
+            ["a.png", "a.png", "b%20c.png"],
+        ),
+        ('<video poster="p.jpg" src="v.mp4"></video>', ["p.jpg", "v.mp4"]),
+        ('<!-- <script src="no.js"></script> --><img src="yes.png">', ["yes.png"]),
+        ("<script>var s = '<img src=\"no.png\">';</script><img src=yes.png>", ["yes.png"]),
+        ("<style>a{background:url(no.png)}</style>", []),
+        ('<IMG SRC="upper.png">', ["upper.png"]),
+    ],
+)
+def test_html_subresource_references(html: str, expected: list[str]) -> None:
+    assert _html(html) == expected

@@ -78,6 +78,7 @@ from unblank_server.references import (
     MODULE_HINT_BYTES,
     Reference,
     find_css_references,
+    find_html_references,
     find_js_references,
     is_local_reference,
 )
@@ -91,12 +92,21 @@ _SHOWN_MISSING: Final = 20  # missing references listed in one error
 _CODINGS: Final = ("br", "gzip")
 _VARIANT_SUFFIX: Final = {"br": ".br", "gzip": ".gz"}
 _VARIANT_CACHE: Final = "variants.json"
-_REWRITABLE: Final = {".css": "css", ".js": "js", ".mjs": "js"}
+_REWRITABLE: Final = {".css": "css", ".js": "js", ".mjs": "js", ".html": "html", ".htm": "html"}
+_FINDERS: Final = {
+    "css": find_css_references,
+    "js": find_js_references,
+    "html": find_html_references,
+}
 # Rewritable files up to this size are read whole; larger ones are streamed
 # first, and read whole only if they can hold a reference at all, so memory
 # stays flat on a 50 MB bundle without local references.
 _WHOLE_TEXT_LIMIT: Final = 8 << 20
-_CSS_HINT: Final = re.compile(rb"(?i:url\(|image-set\()|@import|sourceMappingURL")
+_STREAM_HINTS: Final = {
+    "css": re.compile(rb"(?i:url\(|image-set\()|@import|sourceMappingURL"),
+    "html": re.compile(rb"(?i:src|href|poster|srcset)\s*="),
+    "js": MODULE_HINT_BYTES,
+}
 # Bytes of one piece carried into the next, so that a pattern split across two
 # pieces is still found (a longer source-map URL is left as written).
 _OVERLAP: Final = 4096
@@ -404,8 +414,7 @@ class _Build:
             key = f"{item.kind}:{item.sha256}"
             refs = self.cache.scan(key, item.text)
             if refs is None:
-                finder = find_css_references if item.kind == "css" else find_js_references
-                refs = finder(item.text)
+                refs = _FINDERS[item.kind](item.text) if item.kind else []
                 self.cache.remember_scan(key, refs)
             item.references = [(ref, "") for ref in refs]
             if not item.references:
@@ -428,7 +437,7 @@ class _Build:
         references are source-map comments (rewritten as it is copied).
         Returns False when it must be read whole.
         """
-        hint = _CSS_HINT if item.kind == "css" else MODULE_HINT_BYTES
+        hint = _STREAM_HINTS[item.kind or "js"]
         found_hint = False
         maps: dict[int, Reference] = {}
         tail, offset, newlines = b"", 0, 0

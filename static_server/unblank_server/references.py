@@ -15,7 +15,13 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["Reference", "find_css_references", "find_js_references", "is_local_reference"]
+__all__ = [
+    "Reference",
+    "find_css_references",
+    "find_html_references",
+    "find_js_references",
+    "is_local_reference",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +138,106 @@ def _image_set_strings(text: str, pos: int) -> list[tuple[int, int]]:
             break  # ")" closes the list (or the text ends)
         pos += 1
     return spans
+
+
+# -- HTML ----------------------------------------------------------------------
+
+# Subresources a page loads itself; links to other pages (<a href>, <form
+# action>, <iframe src>) keep their user-visible names and are left alone.
+_HTML_ATTRIBUTES: Final = {
+    "script": ("src",),
+    "img": ("src", "srcset"),
+    "source": ("src", "srcset"),
+    "audio": ("src",),
+    "video": ("src", "poster"),
+    "track": ("src",),
+    "embed": ("src",),
+    "link": ("href",),
+}
+_LINK_RELS: Final = frozenset(
+    {
+        "stylesheet",
+        "modulepreload",
+        "preload",
+        "prefetch",
+        "icon",
+        "shortcut",
+        "apple-touch-icon",
+        "apple-touch-icon-precomposed",
+        "mask-icon",
+        "manifest",
+    }
+)
+_HTML = re.compile(
+    r"(?P<comment><!--.*?(?:-->|\Z))"
+    r"|<(?P<tag>[A-Za-z][A-Za-z0-9-]*)(?P<attrs>(?:[^>\"']|\"[^\"]*\"|'[^']*')*)>",
+    re.S,
+)
+_ATTRIBUTE = re.compile(
+    r"(?P<name>[^\s=/>\"']+)(?:\s*=\s*(?:\"(?P<dq>[^\"]*)\"|'(?P<sq>[^']*)'|(?P<bare>[^\s\"'=<>`]+)))?"
+)
+_RAW_TEXT_END: Final = {
+    "script": re.compile(r"</script", re.I),
+    "style": re.compile(r"</style", re.I),
+}
+_SRCSET_URL = re.compile(r"\s*(?P<url>[^\s,][^\s]*?),?(?=\s|$)(?:\s+[^,]*)?(?:,|$)")
+
+
+def find_html_references(text: str) -> list[Reference]:
+    """Subresource URLs of a page: scripts, stylesheets, images, media, icons.
+
+    >>> [r.value for r in find_html_references('<link rel="stylesheet" href="a.css">'
+    ...     '<a href="b.html">b</a><img src=c.png srcset="c2.png 2x, c3.png 3x">')]
+    ['a.css', 'c.png', 'c2.png', 'c3.png']
+    """
+    lines = _newlines(text)
+    refs = []
+    pos = 0
+    while (m := _HTML.search(text, pos)) is not None:
+        pos = m.end()
+        tag = (m["tag"] or "").lower()
+        if not tag:
+            continue  # a comment
+        if tag in _RAW_TEXT_END:  # skip a script's or style's text
+            end = _RAW_TEXT_END[tag].search(text, pos)
+            pos = end.start() if end else len(text)
+        wanted = _HTML_ATTRIBUTES.get(tag)
+        if not wanted:
+            continue
+        attrs = {a["name"].lower(): a for a in _ATTRIBUTE.finditer(m["attrs"])}
+        if tag == "link":
+            rel_match = attrs.get("rel")
+            rels = set((_attribute_value(rel_match) or "").lower().split())
+            if not rels & _LINK_RELS:
+                continue
+        base = m.start("attrs")
+        for name in wanted:
+            attr = attrs.get(name)
+            value = _attribute_value(attr)
+            if attr is None or value is None:
+                continue
+            group = next(g for g in ("dq", "sq", "bare") if attr[g] is not None)
+            start = base + attr.start(group)
+            spans = (
+                [
+                    (start + u.start("url"), start + u.end("url"))
+                    for u in _SRCSET_URL.finditer(value)
+                ]
+                if name == "srcset"
+                else [(start, start + len(value))]
+            )
+            for a, b in spans:
+                refs.append(Reference(a, b, text[a:b], _line_at(text, a, lines)))
+    return sorted(refs, key=lambda r: r.start)
+
+
+def _attribute_value(attr: re.Match[str] | None) -> str | None:
+    if attr is None:
+        return None
+    for group in ("dq", "sq", "bare"):
+        if attr[group] is not None:
+            return str(attr[group])
+    return None
 
 
 # -- JavaScript ----------------------------------------------------------------
