@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from unblank import Manifest, integrity
-from unblank_server import builder, plan
+from unblank_server import plan, scan
 from unblank_server.builder import build
 
 MB = 1 << 20
@@ -69,20 +69,21 @@ def test_build_memory_is_bounded_on_large_files(tmp_path: Path) -> None:
     assert data.startswith(line.encode())
 
 
-@pytest.mark.parametrize("chunk", [7, 64, 1000])
+@pytest.mark.parametrize("chunk", [7, 64, 1000, 1042, 1043])
 def test_streamed_rewrite_matches_whole_file_rewrite(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
 ) -> None:
     src = tmp_path / "src"
     src.mkdir()
     body = "var a = 'x';\n" * 50 + "//# sourceMappingURL=old.js.map\n" + "var b = 1;\n" * 30
-    (src / "app.js").write_text(body + "//# sourceMappingURL=app.js.map\n")
+    # 1043 bytes (7 x 149): with pieces of 7 or 1043 the comment ends the last full piece.
+    (src / "app.js").write_text(body + "//# sourceMappingURL=app.js.map")
     (src / "app.js.map").write_text('{"version": 3}')
     (src / "old.js.map").write_text('{"version": 3, "old": true}')
     whole = build(src, tmp_path / "whole")
-    monkeypatch.setattr(builder, "_WHOLE_TEXT_LIMIT", 10)
-    monkeypatch.setattr(builder, "_CHUNK", chunk)
-    monkeypatch.setattr(builder, "_OVERLAP", 48)
+    monkeypatch.setattr(scan, "_WHOLE_TEXT_LIMIT", 10)
+    monkeypatch.setattr(scan, "_CHUNK", chunk)
+    monkeypatch.setattr(scan, "_OVERLAP", 48)
     monkeypatch.setattr(plan, "_CHUNK", chunk)
     streamed = build(src, tmp_path / "streamed")
     one = Manifest.loads((tmp_path / "whole/manifest.json").read_bytes())

@@ -27,8 +27,6 @@ import hashlib
 import hmac
 import json
 import os
-import posixpath
-import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -63,7 +61,6 @@ from unblank_server.mediatypes import content_type, is_compressible
 from unblank_server.naming import looks_fingerprinted
 from unblank_server.owned import OwnedFiles
 from unblank_server.plan import (
-    Hashes,
     PlannedFile,
     check_outputs,
     name_group,
@@ -73,15 +70,8 @@ from unblank_server.plan import (
     resolve_target,
 )
 from unblank_server.progress import NullProgress, Progress
-from unblank_server.references import (
-    MAP_LINE_BYTES,
-    MODULE_HINT_BYTES,
-    Reference,
-    find_css_references,
-    find_html_references,
-    find_js_references,
-    is_local_reference,
-)
+from unblank_server.references import is_local_reference
+from unblank_server.scan import read_source, rewritable_kind
 from unblank_server.sources import SourceFile, check_folders, scan_sources
 from unblank_server.vite import BundlerGraph, read_bundler_manifest
 
@@ -92,24 +82,6 @@ _SHOWN_MISSING: Final = 20  # missing references listed in one error
 _CODINGS: Final = ("br", "gzip")
 _VARIANT_SUFFIX: Final = {"br": ".br", "gzip": ".gz"}
 _VARIANT_CACHE: Final = "variants.json"
-_REWRITABLE: Final = {".css": "css", ".js": "js", ".mjs": "js", ".html": "html", ".htm": "html"}
-_FINDERS: Final = {
-    "css": find_css_references,
-    "js": find_js_references,
-    "html": find_html_references,
-}
-# Rewritable files up to this size are read whole; larger ones are streamed
-# first, and read whole only if they can hold a reference at all, so memory
-# stays flat on a 50 MB bundle without local references.
-_WHOLE_TEXT_LIMIT: Final = 8 << 20
-_STREAM_HINTS: Final = {
-    "css": re.compile(rb"(?i:url\(|image-set\()|@import|sourceMappingURL"),
-    "html": re.compile(rb"(?i:src|href|poster|srcset)\s*="),
-    "js": MODULE_HINT_BYTES,
-}
-# Bytes of one piece carried into the next, so that a pattern split across two
-# pieces is still found (a longer source-map URL is left as written).
-_OVERLAP: Final = 4096
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -357,7 +329,7 @@ class _Build:
         files = {}
         for source in sources:
             keep = source.name in kept
-            kind = None if keep else _REWRITABLE.get(posixpath.splitext(source.name)[1].lower())
+            kind = None if keep else rewritable_kind(source.name)
             files[source.name] = PlannedFile(source=source, keep_name=keep, kind=kind)
         self._map("scan", list(files.values()), self._read, lambda f: 1)
         self._unkeep_changed_names(files)
@@ -394,81 +366,7 @@ class _Build:
             )
 
     def _read(self, item: PlannedFile) -> None:
-        hasher = Hashes(self.options.sri)
-        try:
-            if item.kind is not None and item.source.size > _WHOLE_TEXT_LIMIT:
-                if self._stream_scan(item, hasher):
-                    return  # settled without reading the file whole
-                hasher = Hashes(self.options.sri)
-            if item.kind is not None:
-                raw = item.source.path.read_bytes()
-                hasher.update(raw)
-                # surrogateescape: any bytes survive the round trip unchanged.
-                item.text = raw.decode("utf-8", "surrogateescape")
-            else:
-                self._stream(item, hasher)
-        except OSError as exc:
-            raise BadInputError(f"cannot read {item.source.name!r}: {exc.strerror}") from exc
-        if item.text is not None:
-            item.sha256, item.integrity = hasher.sha256.hexdigest(), hasher.sri.metadata()
-            key = f"{item.kind}:{item.sha256}"
-            refs = self.cache.scan(key, item.text)
-            if refs is None:
-                refs = _FINDERS[item.kind](item.text) if item.kind else []
-                self.cache.remember_scan(key, refs)
-            item.references = [(ref, "") for ref in refs]
-            if not item.references:
-                item.text = None  # nothing to rewrite: no need to hold it
-
-    @staticmethod
-    def _stream(item: PlannedFile, hasher: Hashes) -> None:
-        """Hash ``item`` in pieces."""
-        with open(item.source.path, "rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                hasher.update(chunk)
-        item.sha256, item.integrity = hasher.sha256.hexdigest(), hasher.sri.metadata()
-
-    @staticmethod
-    def _stream_scan(item: PlannedFile, hasher: Hashes) -> bool:
-        """Hash a large CSS/JS file in pieces and look for references on the way.
-
-        Returns True when the file is settled without reading it whole: no
-        reference can be in it (it is copied as it is), or, for JS, its only
-        references are source-map comments (rewritten as it is copied).
-        Returns False when it must be read whole.
-        """
-        hint = _STREAM_HINTS[item.kind or "js"]
-        found_hint = False
-        maps: dict[int, Reference] = {}
-        tail, offset, newlines = b"", 0, 0
-        with open(item.source.path, "rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                hasher.update(chunk)
-                buffer = tail + chunk
-                base = offset - len(tail)
-                at_end = len(chunk) < _CHUNK
-                found_hint = found_hint or hint.search(buffer) is not None
-                if item.kind == "js" and not found_hint:
-                    for m in MAP_LINE_BYTES.finditer(buffer):
-                        if m.end() == len(buffer) and not at_end:
-                            continue  # the line may go on in the next piece
-                        before = newlines - tail.count(b"\n")
-                        line = before + buffer.count(b"\n", 0, m.start()) + 1
-                        value = m.group(1).decode("utf-8", "surrogateescape")
-                        start = base + m.start(1)
-                        maps[start] = Reference(start, base + m.end(1), value, line)
-                offset += len(chunk)
-                newlines += chunk.count(b"\n")
-                tail = buffer[-_OVERLAP:]
-        if found_hint:
-            return False
-        item.sha256, item.integrity = hasher.sha256.hexdigest(), hasher.sri.metadata()
-        if maps:
-            item.streamed = True
-            item.references = [(ref, "") for ref in sorted(maps.values(), key=lambda r: r.start)]
-        else:
-            item.kind = None  # no reference can be in it: copied as it is
-        return True
+        read_source(item, self.options.sri, self.cache)
 
     # -- 2. plan -------------------------------------------------------------
 
