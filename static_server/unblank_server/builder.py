@@ -263,8 +263,10 @@ class _Build:
         for group in naming_order(files):
             name_group(group, files, self.options.sri)
         by_path = check_outputs(files)
-        reused = sum(self._map("write", list(by_path.values()), self._write, lambda f: 1))
-        encodings = self._compress(list(by_path.values()))
+        outputs = list(by_path.values())
+        done = self._map("write+compress", outputs, self._write_and_compress, output_size, "MB")
+        reused = sum(1 for was_there, _ in done if was_there)
+        encodings = {item.path: sizes for item, (_, sizes) in zip(outputs, done, strict=True)}
         manifest, published, previous = self._publish(files, encodings, bundler)
         removed, live = self._collect()
         self.cache.save(live | set(by_path))
@@ -461,32 +463,31 @@ class _Build:
 
     # -- 4. compress -----------------------------------------------------------
 
-    def _compress(self, outputs: list[PlannedFile]) -> dict[str, dict[str, int]]:
-        """Make or reuse variants; return {path: {coding: size}} of those kept."""
+    def _write_and_compress(self, item: PlannedFile) -> tuple[bool, dict[str, int]]:
+        """Put ``item`` in DIST, then make or reuse its variants.
+
+        One job per file, largest first: compression of the first files starts
+        while the others are still being written.  Returns whether the file
+        was already there, and the sizes of the variants kept.
+        """
+        reused = self._write(item)
+        if not is_compressible(item.path):
+            return reused, {}
         key = self.options.compression.key
-        jobs: list[tuple[PlannedFile, str, bool]] = []
-        encodings: dict[str, dict[str, int]] = {f.path: {} for f in outputs}
-        for item in outputs:
-            if not is_compressible(item.path):
-                continue
-            record = self.cache.variants(item.path)
-            same_settings = record.get("settings") == key and record.get("sha256") == item.sha256
-            for coding in _CODINGS:
-                if same_settings and record.get(coding) == 0:
-                    continue  # compressed before with these settings: not worth keeping
-                jobs.append((item, coding, same_settings))
-        results = self._map(
-            "compress", jobs, self._variant, lambda job: output_size(job[0]), unit="MB"
-        )
-        for (item, coding, _), size in zip(jobs, results, strict=True):
+        record = self.cache.variants(item.path)
+        same_settings = record.get("settings") == key and record.get("sha256") == item.sha256
+        sizes: dict[str, int] = {}
+        for coding in _CODINGS:
+            if same_settings and record.get(coding) == 0:
+                continue  # compressed before with these settings: not worth keeping
+            size = self._variant((item, coding, same_settings))
             if size is not None:
-                encodings[item.path][coding] = size
-        for item in outputs:
-            if is_compressible(item.path):
-                sizes = {c: encodings[item.path].get(c, 0) for c in _CODINGS}
-                record = {"settings": key, "sha256": item.sha256, **sizes}
-                self.cache.remember_variants(item.path, record)
-        return encodings
+                sizes[coding] = size
+        decisions = {c: sizes.get(c, 0) for c in _CODINGS}
+        self.cache.remember_variants(
+            item.path, {"settings": key, "sha256": item.sha256, **decisions}
+        )
+        return reused, sizes
 
     def _variant(self, job: tuple[PlannedFile, str, bool]) -> int | None:
         """Make (or reuse, when made with the same settings) one variant; its size if kept."""
