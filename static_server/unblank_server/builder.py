@@ -38,6 +38,7 @@ from typing import Any, Final, TypeVar
 from unblank import Asset, Entry, Manifest
 from unblank.integrity import DEFAULT_ALGORITHMS, IntegrityHasher
 from unblank.integrity import parse as parse_integrity
+from unblank.manifest import variant_path
 from unblank_server.buildcache import BuildCache
 from unblank_server.compress import (
     CompressionSettings,
@@ -230,6 +231,7 @@ class _Build:
         self.now = now
         self.pool = ThreadPoolExecutor(max_workers=options.jobs, thread_name_prefix="unblank")
         self.cache = BuildCache(dist / INTERNAL)
+        self.live_variants: dict[str, int] = {}  # variant path -> size a manifest lists
         self.owned = OwnedFiles(dist / INTERNAL)
         # The generations in DIST, read once: publish and gc both work from them.
         try:
@@ -243,6 +245,10 @@ class _Build:
             self.history = load_history(dist)
         except BuildError as exc:
             self.history_error = str(exc)
+        for manifest in [*(self.history or []), *([self.current] if self.current else [])]:
+            for asset in manifest.assets.values():
+                for coding, size in asset.encodings.items():
+                    self.live_variants[variant_path(asset.path, coding)] = size
 
     def run(self, started: float) -> BuildResult:
         try:
@@ -334,25 +340,41 @@ class _Build:
             kind = None if keep else rewritable_kind(source.name)
             files[source.name] = PlannedFile(source=source, keep_name=keep, kind=kind)
         self._map("scan", list(files.values()), self._read, lambda f: 1)
-        self._unkeep_changed_names(files)
+        self._unkeep_changed_names(files, bundled)
         return files
 
-    def _unkeep_changed_names(self, files: dict[str, PlannedFile]) -> None:
-        """Fingerprint kept names whose content changed: they are not content hashes.
+    def _unkeep_changed_names(self, files: dict[str, PlannedFile], bundled: frozenset[str]) -> None:
+        """Deal with kept names whose content changed: they are not content hashes.
 
-        A retained generation still points at the bytes under that name (a
-        bundler configured with ``[name].js``, or a name that only looked
-        hashed); overwriting them would break every page of that generation.
+        A retained generation still points at the bytes under that name, and
+        overwriting them would break every page of that generation.  A name
+        that only looked hashed gets a fingerprint (files referencing it are
+        rewritten).  A file the bundler names cannot: its chunks import it by
+        that name, so the build stops and says how to configure the bundler.
         """
         live: dict[str, Asset] = {}
         for manifest in [*(self.history or []), *([self.current] if self.current else [])]:
             for asset in manifest.assets.values():
                 live[asset.path] = asset
-        for item in files.values():
-            old = live.get(item.source.name)
-            if not item.keep_name or old is None or _same_content(item, old, self.dist):
-                continue
+        changed = [
+            item
+            for item in files.values()
+            if item.keep_name
+            and (old := live.get(item.source.name)) is not None
+            and not _same_content(item, old, self.dist)
+        ]
+        from_bundler = [item.source.name for item in changed if item.source.name in bundled]
+        if from_bundler:
+            raise BadInputError(
+                f"{', '.join(from_bundler[:5])} changed content but kept the same name, which "
+                "pages of an earlier generation still load; have the bundler put a content "
+                "hash in every file name (Vite/Rollup: '[name]-[hash].js', the default)"
+            )
+        for item in changed:
             item.keep_name = False
+            item.kind = rewritable_kind(item.source.name)
+            if item.kind is not None:
+                read_source(item, self.options.sri, self.cache)  # now its references count
             self.progress.warn(
                 f"{item.source.name!r} kept its name but its content changed since an earlier "
                 "generation: the name is not a content hash, so it gets a fingerprint instead"
@@ -490,20 +512,32 @@ class _Build:
         return reused, sizes
 
     def _variant(self, job: tuple[PlannedFile, str, bool]) -> int | None:
-        """Make (or reuse, when made with the same settings) one variant; its size if kept."""
-        item, coding, reusable = job
+        """Make or reuse one variant; its size if kept.
+
+        A variant is reused when it was made with the same settings, or when a
+        retained generation lists it: its manifest gives its size, so it is
+        never replaced or deleted while that generation is kept, whatever the
+        settings of this build (they apply to new content).
+        """
+        item, coding, same_settings = job
         base = self.dist / item.path
+        relative = item.path + _VARIANT_SUFFIX[coding]
         variant = base.with_name(base.name + _VARIANT_SUFFIX[coding])
         size = output_size(item)
-        self.owned.add(item.path + _VARIANT_SUFFIX[coding])
+        listed = self.live_variants.get(relative)
+        self.owned.add(relative)
         try:
-            if reusable and variant.is_file() and decoded_sha256(variant, coding) == item.sha256:
+            intact = (same_settings or listed is not None) and variant.is_file()
+            if intact and decoded_sha256(variant, coding) == item.sha256:
                 compressed = variant.stat().st_size
+                if listed is not None and compressed == listed:
+                    return compressed
             else:
                 compressed = compress_file(base, variant, coding, self.options.compression)
             if worth_keeping(size, compressed):
                 return compressed
-            variant.unlink(missing_ok=True)
+            if listed is None:
+                variant.unlink(missing_ok=True)
         except OSError as exc:
             raise _write_error(variant, exc) from exc
         return None

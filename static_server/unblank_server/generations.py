@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -247,7 +248,7 @@ def collect_garbage(
                 continue
             removed.append(rel)
     if not dry_run:
-        _remove_empty_folders(dist)
+        _remove_empty_folders(dist, removed)
         owned.replace(ours & needed - {CURRENT})
     kept_ids = {m.generation for m in keep}
     gone = tuple(m.generation for m in history if m.generation not in kept_ids)
@@ -259,12 +260,13 @@ def collect_garbage(
     )
 
 
-def _remove_empty_folders(dist: Path) -> None:
-    for root, _dirs, _files in os.walk(dist, topdown=False):
-        path = Path(root)
-        if path == dist or path.name == INTERNAL or path == dist / HISTORY:
-            continue
-        try:
-            path.rmdir()
-        except OSError:
-            continue  # not empty
+def _remove_empty_folders(dist: Path, removed: list[str]) -> None:
+    """Remove the folders that deleting ``removed`` left empty, and no other."""
+    folders = {posixpath.dirname(rel) for rel in removed} - {""}
+    for folder in sorted(folders, key=lambda f: -f.count("/")):
+        while folder and folder not in (HISTORY, INTERNAL):
+            try:
+                (dist / folder).rmdir()
+            except OSError:
+                break  # not empty (or gone): stop climbing
+            folder = posixpath.dirname(folder)
