@@ -72,6 +72,8 @@ def test_css_reference_spans_and_lines_point_at_the_text() -> None:
         ('import(/* webpackChunkName: "c" */ "./chunk.js")', ["./chunk.js"]),
         ('import a from"./min.js";export*from"./re.js"', ["./min.js", "./re.js"]),
         ('const s = "//# sourceMappingURL=" + url;', []),
+        ("var s = `\n//# sourceMappingURL=in-template.map\n`;\n", []),
+        ("var s = `a`;\n//# sourceMappingURL=after-template.map\n", ["after-template.map"]),
         # Never references:
         ('// import "./no.js"', []),
         ('/* export * from "./no.js" */', []),
@@ -170,6 +172,14 @@ def _html(text: str) -> list[str]:
         ("<script>var s = '<img src=\"no.png\">';</script><img src=yes.png>", ["yes.png"]),
         ("<style>a{background:url(no.png)}</style>", []),
         ('<IMG SRC="upper.png">', ["upper.png"]),
+        ("<img alt=don't src=img/b.png>", ["img/b.png"]),
+        ("<img src=c.png src=d.png>", ["c.png"]),
+        ('<base href="/static/"><script src="app.js"></script>', []),
+        ('<!--><img src="after-empty-comment.png">', ["after-empty-comment.png"]),
+        ('<textarea><img src="no.png"></textarea><title><img src=no2.png></title>', []),
+        ('<img src="img/j&#46;png">', []),
+        ('<input type="image" src="go.png"><input type="text" src="no.png">', ["go.png"]),
+        ('<link rel="preload" as="image" imagesrcset="a.png 1x, b.png 2x">', ["a.png", "b.png"]),
     ],
 )
 def test_html_subresource_references(html: str, expected: list[str]) -> None:

@@ -150,3 +150,54 @@ def test_interrupt_exits_at_once_and_names_the_served_generation(tmp_path: Path)
     assert time.monotonic() - started < 3
     assert f"interrupted; DIST serves generation {served}" in err
     assert current(dist).generation == served
+
+
+def test_changed_bundler_file_under_the_same_name_stops_the_build(tmp_path: Path) -> None:
+    vite = {
+        "index.html": {"file": "assets/index.js", "isEntry": True, "imports": ["_vendor.js"]},
+        "_vendor.js": {"file": "assets/vendor.js"},
+    }
+    src = write(
+        tmp_path / "src",
+        {
+            ".vite/manifest.json": json.dumps(vite),
+            "assets/index.js": 'import { v } from "./vendor.js";\n',
+            "assets/vendor.js": "export const v = 1;\n",
+        },
+    )
+    dist = tmp_path / "dist"
+    build(src, dist, FAST)
+    served = current(dist)
+    write(src, {"assets/vendor.js": "export const v = 2;\n"})
+    with pytest.raises(BadInputError, match=r"assets/vendor\.js changed content.*\[hash\]"):
+        build(src, dist, FAST)
+    assert current(dist) == served
+    assert (dist / "assets/vendor.js").read_text() == "export const v = 1;\n"
+
+
+def test_gc_leaves_empty_folders_it_did_not_make(tmp_path: Path) -> None:
+    src = write(tmp_path / "src", {"a/b.txt": "one"})
+    dist = tmp_path / "dist"
+    build(src, dist, FAST)
+    (dist / ".git/refs/heads").mkdir(parents=True)
+    (dist / "uploads").mkdir()
+    write(src, {"a/b.txt": "two"})
+    build(src, dist, FAST)
+    assert (dist / ".git/refs/heads").is_dir()
+    assert (dist / "uploads").is_dir()
+    write(src, {"c.txt": "three"})
+    (src / "a/b.txt").unlink()
+    (src / "a").rmdir()
+    build(src, dist, FAST)
+    assert not (dist / "a").exists()  # emptied by gc: removed
+
+
+def test_dist_copied_without_hidden_files_is_still_ours(tmp_path: Path) -> None:
+    src = write(tmp_path / "src", {"a.txt": "one"})
+    dist = tmp_path / "dist"
+    build(src, dist, FAST)
+    for path in sorted((dist / ".unblank").iterdir()):
+        path.unlink()
+    (dist / ".unblank").rmdir()
+    write(src, {"a.txt": "two"})
+    assert build(src, dist, FAST).published

@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from unblank import Asset, Entry, Manifest
+from unblank import Asset, Entry, Manifest, UnblankError
 from unblank.integrity import DEFAULT_ALGORITHMS, IntegrityHasher
 from unblank.integrity import parse as parse_integrity
 from unblank.manifest import variant_path
@@ -49,6 +49,8 @@ from unblank_server.compress import (
 from unblank_server.errors import BadInputError, BuildError, MissingReferenceError
 from unblank_server.fsutil import atomic_writer, build_lock, write_atomic
 from unblank_server.generations import (
+    CURRENT,
+    HISTORY,
     INTERNAL,
     Retention,
     collect_garbage,
@@ -170,8 +172,10 @@ def gc(
     dry_run: bool = False,
 ) -> tuple[list[str], list[str], int]:
     """Remove files of generations past retention: (generations, files, bytes freed)."""
-    if not (dist / INTERNAL).is_dir():
-        raise BadInputError(f"{str(dist)!r} is not an unblank build output (no {INTERNAL}/)")
+    if not _is_unblank_dist(dist):
+        raise BadInputError(
+            f"{str(dist)!r} is not an unblank build output (no {INTERNAL}/, no manifests)"
+        )
     with build_lock(dist / INTERNAL):
         current = load_current(dist)
         if current is not None:
@@ -180,6 +184,17 @@ def gc(
             dist, retention or Retention(), now or datetime.now(UTC), dry_run=dry_run
         )
     return list(result.removed_generations), list(result.removed_files), result.freed_bytes
+
+
+def _is_unblank_dist(dist: Path) -> bool:
+    """Marked by ``.unblank/``, or (copied without hidden files) holding our manifests."""
+    if (dist / INTERNAL).is_dir():
+        return True
+    try:
+        Manifest.loads((dist / CURRENT).read_bytes())
+    except (OSError, UnblankError):
+        return False
+    return (dist / HISTORY).is_dir()
 
 
 def _usable_cores() -> int:
@@ -209,7 +224,7 @@ def _claim_dist(dist: Path) -> None:
     A DIST holding only ``.unblank/`` is a concurrent first build's: fine.
     """
     foreign = dist.exists() and any(p.name != INTERNAL for p in dist.iterdir())
-    if foreign and not (dist / INTERNAL).is_dir():
+    if foreign and not _is_unblank_dist(dist):
         raise BadInputError(
             f"DIST {str(dist)!r} is not empty and was not written by unblank build; "
             "choose a new or empty folder (garbage collection deletes files it does not know)"

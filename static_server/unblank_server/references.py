@@ -152,8 +152,11 @@ _HTML_ATTRIBUTES: Final = {
     "video": ("src", "poster"),
     "track": ("src",),
     "embed": ("src",),
-    "link": ("href",),
+    "input": ("src",),  # <input type=image>
+    "image": ("href",),  # SVG <image> inside HTML
+    "link": ("href", "imagesrcset"),
 }
+_SRCSET_ATTRIBUTES: Final = frozenset({"srcset", "imagesrcset"})
 _LINK_RELS: Final = frozenset(
     {
         "stylesheet",
@@ -168,17 +171,20 @@ _LINK_RELS: Final = frozenset(
         "manifest",
     }
 )
+# A quote starts a quoted value only right after "=" (the HTML tokenizer's
+# rule): in "alt=don't" it is part of an unquoted value.
+_VALUE = r"(?:\"[^\"]*\"|'[^']*'|[^\s>]*)"
 _HTML = re.compile(
-    r"(?P<comment><!--.*?(?:-->|\Z))"
-    r"|<(?P<tag>[A-Za-z][A-Za-z0-9-]*)(?P<attrs>(?:[^>\"']|\"[^\"]*\"|'[^']*')*)>",
+    r"(?P<comment><!--(?:-?>|.*?(?:-->|\Z)))"
+    r"|<(?P<tag>[A-Za-z][A-Za-z0-9-]*)(?P<attrs>(?:\s*=\s*" + _VALUE + r"|[^>=]|=)*)>",
     re.S,
 )
 _ATTRIBUTE = re.compile(
-    r"(?P<name>[^\s=/>\"']+)(?:\s*=\s*(?:\"(?P<dq>[^\"]*)\"|'(?P<sq>[^']*)'|(?P<bare>[^\s\"'=<>`]+)))?"
+    r"(?P<name>[^\s=/>]+)(?:\s*=\s*(?:\"(?P<dq>[^\"]*)\"|'(?P<sq>[^']*)'|(?P<bare>[^\s>]+)))?"
 )
+# Elements whose content is text, not markup: a tag inside them is no tag.
 _RAW_TEXT_END: Final = {
-    "script": re.compile(r"</script", re.I),
-    "style": re.compile(r"</style", re.I),
+    name: re.compile(rf"</{name}", re.I) for name in ("script", "style", "textarea", "title")
 }
 _SRCSET_URL = re.compile(r"\s*(?P<url>[^\s,][^\s]*?),?(?=\s|$)(?:\s+[^,]*)?(?:,|$)")
 
@@ -191,7 +197,7 @@ def find_html_references(text: str) -> list[Reference]:
     ['a.css', 'c.png', 'c2.png', 'c3.png']
     """
     lines = _newlines(text)
-    refs = []
+    refs: list[Reference] = []
     pos = 0
     while (m := _HTML.search(text, pos)) is not None:
         pos = m.end()
@@ -201,10 +207,18 @@ def find_html_references(text: str) -> list[Reference]:
         if tag in _RAW_TEXT_END:  # skip a script's or style's text
             end = _RAW_TEXT_END[tag].search(text, pos)
             pos = end.start() if end else len(text)
+        if tag == "base" and "href" in m["attrs"].lower():
+            return []  # URLs resolve against <base href>: leave the page as written
         wanted = _HTML_ATTRIBUTES.get(tag)
         if not wanted:
             continue
-        attrs = {a["name"].lower(): a for a in _ATTRIBUTE.finditer(m["attrs"])}
+        attrs: dict[str, re.Match[str]] = {}
+        for found in _ATTRIBUTE.finditer(m["attrs"]):
+            attrs.setdefault(
+                found["name"].lower(), found
+            )  # the first of duplicates wins, as in browsers
+        if tag == "input" and (_attribute_value(attrs.get("type")) or "").lower() != "image":
+            continue
         if tag == "link":
             rel_match = attrs.get("rel")
             rels = set((_attribute_value(rel_match) or "").lower().split())
@@ -223,10 +237,12 @@ def find_html_references(text: str) -> list[Reference]:
                     (start + u.start("url"), start + u.end("url"))
                     for u in _SRCSET_URL.finditer(value)
                 ]
-                if name == "srcset"
+                if name in _SRCSET_ATTRIBUTES
                 else [(start, start + len(value))]
             )
             for a, b in spans:
+                if "&" in text[a:b].split("?", 1)[0]:
+                    continue  # a character reference in the path: left as written
                 refs.append(Reference(a, b, text[a:b], _line_at(text, a, lines)))
     return sorted(refs, key=lambda r: r.start)
 
@@ -412,11 +428,15 @@ def find_js_references(text: str) -> list[Reference]:
     if not _MODULE_HINT.search(text):
         if "sourceMappingURL" not in text:
             return []
-        lines = _newlines(text)
-        return [
-            Reference(m.start("v"), m.end("v"), m["v"], _line_at(text, m.start("v"), lines))
-            for m in _MAP_LINE.finditer(text)
-        ]
+        found = list(_MAP_LINE.finditer(text))
+        # A comment line inside a template literal is text: with an odd number of
+        # backticks before a match, let the tokenizer decide.
+        if all(text.count("`", 0, m.start()) % 2 == 0 for m in found):
+            lines = _newlines(text)
+            return [
+                Reference(m.start("v"), m.end("v"), m["v"], _line_at(text, m.start("v"), lines))
+                for m in found
+            ]
     lines = _newlines(text)
     tokens, maps = _tokenize(text)
     spans = [(start, end, False) for start, end, _ in maps]
