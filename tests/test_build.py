@@ -460,3 +460,27 @@ def test_build_html_missing_subresource_is_an_error(tmp_path: Path) -> None:
     src = write_tree(tmp_path / "src", {"index.html": '<script src="gone.js"></script>'})
     with pytest.raises(MissingReferenceError, match=r"index\.html:1: reference 'gone\.js'"):
         build(src, tmp_path / "dist", FAST)
+
+
+def test_build_updates_html_integrity_of_rewritten_files(tmp_path: Path) -> None:
+    css = "a { background: url(i.png) }\n"
+    original = integrity.compute(css.encode())
+    src = write_tree(
+        tmp_path / "src",
+        {
+            "index.html": (
+                f'<link rel="stylesheet" href="s.css" integrity="{original}" crossorigin>\n'
+                '<script src="https://cdn.example.com/x.js" integrity="sha384-kept"></script>\n'
+            ),
+            "s.css": css,
+            "i.png": os.urandom(64),
+        },
+    )
+    _, manifest = run(src, tmp_path / "dist")
+    html = published(tmp_path / "dist", manifest, "index.html").decode()
+    sheet = manifest.asset("s.css")
+    assert sheet.integrity != original  # url(i.png) was rewritten: other bytes
+    assert f'href="{sheet.path}" integrity="{sheet.integrity}"' in html
+    assert 'integrity="sha384-kept"' in html  # not ours: left alone
+    _, again = run(src, tmp_path / "dist")  # the scan cache carries the attribute too
+    assert published(tmp_path / "dist", again, "index.html").decode() == html

@@ -24,7 +24,7 @@ from unblank_server.references import Reference
 __all__ = ["BuildCache"]
 
 _FILE: Final = "cache.json"
-_VERSION: Final = 1
+_VERSION: Final = 2
 
 
 class BuildCache:
@@ -46,17 +46,20 @@ class BuildCache:
             return None
         refs = []
         for row in rows:
-            if not (isinstance(row, list) and len(row) == 4):
+            if not (isinstance(row, list) and len(row) == 5):
                 return None
-            start, end, line, module = row
+            start, end, line, module, guards = row
             if not (type(start) is int and type(end) is int and 0 <= start <= end <= len(text)):
                 return None
-            refs.append(Reference(start, end, text[start:end], int(line), module=bool(module)))
+            if not (type(line) is int and (guards is None or type(guards) is int)):
+                return None
+            value = text[start:end]
+            refs.append(Reference(start, end, value, line, bool(module), guards))
         self._new_scans[key] = rows
         return refs
 
     def remember_scan(self, key: str, refs: Iterable[Reference]) -> None:
-        self._new_scans[key] = [[r.start, r.end, r.line, r.module] for r in refs]
+        self._new_scans[key] = [[r.start, r.end, r.line, r.module, r.integrity_for] for r in refs]
 
     # -- variants -------------------------------------------------------------
 

@@ -414,8 +414,11 @@ class _Build:
         missing: list[tuple[str, int, str, str]] = []
         for item in sorted(files.values(), key=lambda f: f.source.name):
             resolved = []
+            guards = [ref for ref, _ in item.references if ref.integrity_for is not None]
             for ref, _ in item.references:
-                if not is_local_reference(ref.value, module=ref.module):
+                if ref.integrity_for is not None or not is_local_reference(
+                    ref.value, module=ref.module
+                ):
                     continue
                 target = resolve_target(item.source.name, ref.value)
                 if target is None or target not in files:
@@ -423,7 +426,12 @@ class _Build:
                     missing.append((item.source.name, ref.line, ref.value, why))
                     continue
                 resolved.append((ref, target))
-            item.references = resolved
+            # An integrity attribute follows the file its element loads.
+            targets = {ref.start: target for ref, target in resolved}
+            resolved += [
+                (g, targets[g.integrity_for]) for g in guards if g.integrity_for in targets
+            ]
+            item.references = sorted(resolved, key=lambda pair: pair[0].start)
         for file, line, value, why in missing if self.options.allow_missing else []:
             self.progress.warn(f"{file}:{line}: reference {value!r} {why} (left as written)")
         if missing and not self.options.allow_missing:

@@ -174,7 +174,10 @@ def _rewritten_text(
         if dest.keep_name or target in skipped:
             continue
         out.append(text[pos : ref.start])
-        out.append(_renamed_reference(ref.value, dest.path))
+        if ref.integrity_for is not None:
+            out.append(dest.integrity)  # the digest of the bytes now published
+        else:
+            out.append(_renamed_reference(ref.value, dest.path))
         pos = ref.end
     out.append(text[pos:])
     return "".join(out)

@@ -30,6 +30,8 @@ class Reference:
 
     ``module`` marks an ES-module specifier: only ``./`` and ``../`` ones name
     files; bare ones (``"react"``) are for import maps and the bundler.
+    ``integrity_for`` marks an HTML ``integrity`` attribute: it holds the
+    start of the URL reference whose file's SRI digest it must carry.
     """
 
     start: int
@@ -37,6 +39,7 @@ class Reference:
     value: str
     line: int
     module: bool = False
+    integrity_for: int | None = None
 
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
@@ -244,7 +247,19 @@ def find_html_references(text: str) -> list[Reference]:
                 if "&" in text[a:b].split("?", 1)[0]:
                     continue  # a character reference in the path: left as written
                 refs.append(Reference(a, b, text[a:b], _line_at(text, a, lines)))
+                guard = attrs.get("integrity")
+                if name in ("src", "href") and guard is not None:
+                    refs.append(_integrity_reference(text, base, guard, a, lines))
     return sorted(refs, key=lambda r: r.start)
+
+
+def _integrity_reference(
+    text: str, base: int, attr: re.Match[str], url_start: int, lines: list[int]
+) -> Reference:
+    group = next(g for g in ("dq", "sq", "bare") if attr[g] is not None)
+    start, end = base + attr.start(group), base + attr.end(group)
+    line = _line_at(text, start, lines)
+    return Reference(start, end, text[start:end], line, integrity_for=url_start)
 
 
 def _attribute_value(attr: re.Match[str] | None) -> str | None:
