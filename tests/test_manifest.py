@@ -140,7 +140,6 @@ def test_manifest_loads_reads_every_field() -> None:
         content_type="text/javascript; charset=utf-8",
         encodings={"br": 3456, "gzip": 4567},
     )
-    assert app.immutable
     assert m.asset("assets/Report-nthOpEjs.js").encodings == {}
     assert m.entry("src/main.jsx") == Entry(
         file="assets/index-Crg7malp.js",

@@ -110,11 +110,6 @@ class Asset:
             _non_negative_int(value, f"encodings.{name}")
         object.__setattr__(self, "encodings", MappingProxyType(dict(self.encodings)))
 
-    @property
-    def immutable(self) -> bool:
-        """Always true for a published path: its name carries its content hash."""
-        return True
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "path": self.path,
