@@ -107,6 +107,7 @@ def test_json_reports_errors_on_stdout(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["build", str(tmp_path / "nope"), str(tmp_path / "dist"), "--json"]) == 2
     out = json.loads(capsys.readouterr().out)
     assert out["exit_status"] == 2
+    assert out["error"].startswith("SRC ")
     assert "does not exist" in out["error"]
 
 
@@ -201,3 +202,57 @@ def test_dist_copied_without_hidden_files_is_still_ours(tmp_path: Path) -> None:
     (dist / ".unblank").rmdir()
     write(src, {"a.txt": "two"})
     assert build(src, dist, FAST).published
+
+
+def test_unreadable_history_never_lets_a_kept_name_be_overwritten(tmp_path: Path) -> None:
+    src = write(tmp_path / "src", {"a.js": "console.log(0)", "lib-BARe8AKr.js": "lib L0"})
+    dist = tmp_path / "dist"
+    options = BuildOptions(compression=FAST.compression)
+    build(src, dist, options)
+    (src / "lib-BARe8AKr.js").unlink()
+    write(src, {"a.js": "console.log(1)"})
+    build(src, dist, options)
+    (dist / "manifests/00000000-bogus.json").write_text('{"version": 99}')
+    write(src, {"lib-BARe8AKr.js": "lib L1"})
+    result = build(src, dist, options)
+    assert (dist / "lib-BARe8AKr.js").read_text() == "lib L0"
+    assert current(dist).asset("lib-BARe8AKr.js").path != "lib-BARe8AKr.js"
+    assert any("garbage collection skipped" in w for w in result.warnings)
+
+
+def test_user_file_at_a_kept_name_is_not_overwritten(tmp_path: Path) -> None:
+    src = write(tmp_path / "src", {"app.js": "console.log(1)"})
+    dist = tmp_path / "dist"
+    build(src, dist, FAST)
+    write(dist, {"vendor-BARe8AKr.js": "USER DATA"})
+    write(src, {"vendor-BARe8AKr.js": 'console.log("src")'})
+    with pytest.raises(BadInputError, match="unblank did not write"):
+        build(src, dist, FAST)
+    assert (dist / "vendor-BARe8AKr.js").read_text() == "USER DATA"
+
+
+@pytest.mark.parametrize("attribute", ["integrity", "integrity=", 'integrity=""'])
+def test_html_integrity_without_a_value_is_left_alone(tmp_path: Path, attribute: str) -> None:
+    src = write(
+        tmp_path / "src", {"a.js": "x", "index.html": f'<script src="a.js" {attribute}></script>'}
+    )
+    build(src, tmp_path / "dist", FAST)
+    page = current(tmp_path / "dist").asset("index.html")
+    html = (tmp_path / "dist" / page.path).read_text()
+    assert attribute in html
+
+
+def test_html_integrity_in_a_reference_cycle_is_final(tmp_path: Path) -> None:
+    src = write(
+        tmp_path / "src",
+        {
+            "index.html": '<script type=module src="js/app.js" integrity=sha384-x></script>',
+            "js/app.js": 'const u = new URL("../index.html", import.meta.url);',
+        },
+    )
+    build(src, tmp_path / "dist", BuildOptions(sri=("sha256", "sha384")))
+    manifest = current(tmp_path / "dist")
+    app = manifest.asset("js/app.js")
+    html = (tmp_path / "dist" / manifest.asset("index.html").path).read_text()
+    assert f'integrity="{app.integrity}"' in html  # quoted: the value holds two tokens
+    assert integrity.verify((tmp_path / "dist" / app.path).read_bytes(), app.integrity)

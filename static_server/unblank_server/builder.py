@@ -248,6 +248,7 @@ class _Build:
         self.cache = BuildCache(dist / INTERNAL)
         self.live_variants: dict[str, int] = {}  # variant path -> size a manifest lists
         self.owned = OwnedFiles(dist / INTERNAL)
+        self.ours = self.owned.paths()  # paths unblank wrote or a manifest names
         # The generations in DIST, read once: publish and gc both work from them.
         try:
             self.current = load_current(dist)
@@ -262,6 +263,7 @@ class _Build:
             self.history_error = str(exc)
         for manifest in [*(self.history or []), *([self.current] if self.current else [])]:
             for asset in manifest.assets.values():
+                self.ours.add(asset.path)
                 for coding, size in asset.encodings.items():
                     self.live_variants[variant_path(asset.path, coding)] = size
 
@@ -374,9 +376,7 @@ class _Build:
         changed = [
             item
             for item in files.values()
-            if item.keep_name
-            and (old := live.get(item.source.name)) is not None
-            and not _same_content(item, old, self.dist)
+            if item.keep_name and self._changed_in_dist(item, live.get(item.source.name))
         ]
         from_bundler = [item.source.name for item in changed if item.source.name in bundled]
         if from_bundler:
@@ -394,6 +394,17 @@ class _Build:
                 f"{item.source.name!r} kept its name but its content changed since an earlier "
                 "generation: the name is not a content hash, so it gets a fingerprint instead"
             )
+
+    def _changed_in_dist(self, item: PlannedFile, old: Asset | None) -> bool:
+        """Whether DIST holds other bytes under ``item``'s name that pages may use."""
+        if old is not None:
+            return not _same_content(item, old, self.dist)
+        if self.history is None:
+            # The history is unreadable, so any generation might use the file
+            # there: a name whose bytes differ must not be overwritten.
+            existing = _sha256_of(self.dist / item.source.name)
+            return existing is not None and existing != item.sha256
+        return False
 
     def _check_bundler_files(self, bundler: BundlerGraph, names: set[str]) -> None:
         for missing in sorted(bundler.files - names):
@@ -475,8 +486,14 @@ class _Build:
     def _write(self, item: PlannedFile) -> bool:
         """Put ``item`` in DIST; True when an identical copy was already there."""
         target = self.dist / item.path
-        if _sha256_of(target) == item.sha256:
+        existing = _sha256_of(target)
+        if existing == item.sha256:
             return True
+        if existing is not None and item.path not in self.ours:
+            raise BadInputError(
+                f"DIST holds {item.path!r}, which unblank did not write; "
+                "move it away so that the build can publish its own file there"
+            )
         self.owned.add(item.path)
         try:
             if item.data is not None:
@@ -548,6 +565,8 @@ class _Build:
         variant = base.with_name(base.name + _VARIANT_SUFFIX[coding])
         size = output_size(item)
         listed = self.live_variants.get(relative)
+        if listed is None and self.history is None and variant.is_file():
+            listed = variant.stat().st_size  # any generation might list it: keep it
         self.owned.add(relative)
         try:
             intact = (same_settings or listed is not None) and variant.is_file()

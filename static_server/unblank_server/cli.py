@@ -41,20 +41,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _build(args)
         return _gc(args)
     except BadInputError as exc:
-        return _fail(args, f"error: {exc}", EXIT_BAD_INPUT)
+        return _fail(args, "error", str(exc), EXIT_BAD_INPUT)
     except ServerError as exc:
-        return _fail(args, f"failed: {exc}", EXIT_FAILURE)
+        return _fail(args, "failed", str(exc), EXIT_FAILURE)
     except KeyboardInterrupt:
         served = _served_generation(args.dist)
-        _fail(args, f"interrupted; DIST serves {served}", EXIT_INTERRUPTED)
+        _fail(args, "interrupted", f"DIST serves {served}", EXIT_INTERRUPTED)
         # Worker threads may still be inside brotli: leave without waiting for them.
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(EXIT_INTERRUPTED)
 
 
-def _fail(args: argparse.Namespace, message: str, status: int) -> int:
-    print(f"unblank {args.command}: {message}", file=sys.stderr)
+def _fail(args: argparse.Namespace, kind: str, message: str, status: int) -> int:
+    separator = "; " if kind == "interrupted" else ": "
+    print(f"unblank {args.command}: {kind}{separator}{message}", file=sys.stderr)
     if getattr(args, "json", False):
         json.dump({"error": message, "exit_status": status}, sys.stdout)
         sys.stdout.write("\n")

@@ -142,7 +142,11 @@ def name_group(
     for item in group:
         member_hash = hashlib.sha256(group_hash.digest() + item.source.name.encode()).hexdigest()
         item.path = fingerprinted_name(item.source.name, member_hash)
-    for item in group:
+    # Pages last: their integrity attributes carry the digests of the members
+    # they load, which are final only once those members are rewritten.
+    for item in sorted(
+        group, key=lambda f: any(r.integrity_for is not None for r, _ in f.references)
+    ):
         _rewrite(item, files, sri)
 
 
@@ -175,7 +179,11 @@ def _rewritten_text(
             continue
         out.append(text[pos : ref.start])
         if ref.integrity_for is not None:
-            out.append(dest.integrity)  # the digest of the bytes now published
+            # The digest of the bytes now published; quoted if the value was not
+            # and now holds several tokens.
+            quoted = ref.start > 0 and text[ref.start - 1] in "\"'"
+            value = dest.integrity
+            out.append(value if quoted or " " not in value else f'"{value}"')
         else:
             out.append(_renamed_reference(ref.value, dest.path))
         pos = ref.end

@@ -248,14 +248,16 @@ def find_html_references(text: str) -> list[Reference]:
                     continue  # a character reference in the path: left as written
                 refs.append(Reference(a, b, text[a:b], _line_at(text, a, lines)))
                 guard = attrs.get("integrity")
-                if name in ("src", "href") and guard is not None:
+                if name in ("src", "href") and _attribute_value(guard):
                     refs.append(_integrity_reference(text, base, guard, a, lines))
     return sorted(refs, key=lambda r: r.start)
 
 
 def _integrity_reference(
-    text: str, base: int, attr: re.Match[str], url_start: int, lines: list[int]
+    text: str, base: int, attr: re.Match[str] | None, url_start: int, lines: list[int]
 ) -> Reference:
+    if attr is None:  # the caller checked that it has a value
+        raise ValueError("no integrity attribute")
     group = next(g for g in ("dq", "sq", "bare") if attr[g] is not None)
     start, end = base + attr.start(group), base + attr.end(group)
     line = _line_at(text, start, lines)
