@@ -17,6 +17,8 @@ async function showReport(application) {
   renderReport(root.querySelector("main"), application, formatMoney);
 }
 
-root.append(header());
+const hero = document.createElement("div");
+hero.className = "hero";
+root.append(header(), hero);
 renderForm(root, showReport);
 window.unblank?.ready?.();
