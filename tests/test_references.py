@@ -184,3 +184,25 @@ def _html(text: str) -> list[str]:
 )
 def test_html_subresource_references(html: str, expected: list[str]) -> None:
     assert _html(html) == expected
+
+
+@pytest.mark.parametrize(
+    ("js", "expected"),
+    [
+        ('\ufeffexport * from "./after-bom.js";', ["./after-bom.js"]),
+        ('if(x){y()}/"/.test(w);import{a}from"./a.js";', ["./a.js"]),
+        ('function f(){}/"/.test(w);import("./b.js")', ["./b.js"]),
+        ('class C{m(){}}/`/.test(w);import("./c.js")', ["./c.js"]),
+        ('if (ok) {\n go();\n}\n/[/*]/.test(s);\nconst l = () => import("./d.js");', ["./d.js"]),
+        ('for await(const x of y)/"/.test(x);import("./e.js")', ["./e.js"]),
+        ('const o = {a: 1} / 2; import("./f.js")', ["./f.js"]),
+        ('import { \U0001d4b3 } from "./astral.js"', ["./astral.js"]),
+    ],
+)
+def test_js_tricky_syntax_around_imports(js: str, expected: list[str]) -> None:
+    assert _js(js) == expected
+
+
+def test_js_long_export_list_is_rewritten() -> None:
+    names = ",".join(f"i{k} as x{k}" for k in range(3000))
+    assert _js(f'export{{{names}}}from"./big.js"') == ["./big.js"]

@@ -256,3 +256,39 @@ def test_html_integrity_in_a_reference_cycle_is_final(tmp_path: Path) -> None:
     html = (tmp_path / "dist" / manifest.asset("index.html").path).read_text()
     assert f'integrity="{app.integrity}"' in html  # quoted: the value holds two tokens
     assert integrity.verify((tmp_path / "dist" / app.path).read_bytes(), app.integrity)
+
+
+def test_swapped_arguments_are_explained(tmp_path: Path) -> None:
+    src = write(tmp_path / "src", {"a.txt": "a"})
+    build(src, tmp_path / "dist", FAST)
+    with pytest.raises(BadInputError, match="looks like the output of unblank build"):
+        build(tmp_path / "dist", tmp_path / "new", FAST)
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.slow
+def test_memory_stays_flat_on_a_large_module_with_imports(tmp_path: Path) -> None:
+    line = "export const v = compute(state, 'c') + 42; var q = function (a, b) { return a / b };\n"
+    src = write(
+        tmp_path / "src",
+        {"big.js": 'import { x } from "./x.js";\n' + line * (8_500_000 // len(line)), "x.js": "1"},
+    )
+    # VmHWM, not ru_maxrss: the peak of this process's own memory, which does not
+    # carry over the pytest process's size from before exec().
+    code = (
+        "import re, sys\n"
+        "from pathlib import Path\n"
+        "from unblank_server.references import find_js_references\n"
+        "refs = find_js_references(Path(sys.argv[1]).read_text())\n"
+        "peak = re.search(r'VmHWM:\\s+(\\d+)', Path('/proc/self/status').read_text())\n"
+        "print(len(refs), int(peak[1]) // 1024)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(src / "big.js")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout.split()
+    assert out[0] == "1"
+    assert int(out[1]) < 80, f"peak RSS {out[1]} MB for an 8.5 MB module"  # tokens are not kept

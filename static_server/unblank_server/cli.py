@@ -81,9 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     b = commands.add_parser(
         "build",
         help="fingerprint, hash, precompress and publish SRC as a new generation in DIST",
-        description="Fingerprint every file of SRC (app.js -> app.<hash>.js), rewrite CSS and "
-        "ES-module references to the new names, compute SRI digests, precompress with brotli "
-        "and gzip, and publish a new generation into DIST atomically.",
+        description="Fingerprint every file of SRC (app.js -> app.<hash>.js), rewrite the "
+        "references of CSS, ES modules and HTML pages to the new names, compute SRI digests, "
+        "precompress with brotli and gzip, and publish a new generation into DIST atomically.",
     )
     b.add_argument("src", type=Path, metavar="SRC", help="folder of front-end files")
     b.add_argument("dist", type=Path, metavar="DIST", help="output folder (created if needed)")

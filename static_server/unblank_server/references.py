@@ -12,6 +12,7 @@ builder decides which references are local files and rewrites them.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -297,7 +298,7 @@ _REGEX_AFTER_WORDS: Final = frozenset(
         "await",
     }
 )
-_WORD = re.compile(r"[A-Za-z_$\u0080-\uffff][\w$\u0080-\uffff]*")
+_WORD = re.compile(r"[A-Za-z_$\u0080-\ufefe\uff00-\U0010ffff][\w$\u0080-\ufefe\uff00-\U0010ffff]*")
 _NUMBER = re.compile(r"\.?\d[\w.]*")
 _SPACE = re.compile(r"\s+")
 _LINE_COMMENT = re.compile(r"//[^\n\r\u2028\u2029]*")
@@ -339,117 +340,121 @@ MAP_LINE_BYTES: Final = re.compile(_MAP_LINE.pattern.encode("ascii"))
 
 @dataclass(frozen=True, slots=True)
 class _Token:
-    kind: str  # "word", "string", "punct", "other"
+    kind: str  # "word", "string", "punct", "ctrl" (a ")" or "}" a regex may follow), "other"
     value: str
     start: int
     end: int
 
 
-def _tokenize(text: str) -> tuple[list[_Token], list[tuple[int, int, str]]]:
-    """Tokens that matter for module syntax, and the sourceMappingURL comments."""
-    tokens: list[_Token] = []
-    maps: list[tuple[int, int, str]] = []
-    stack: list[str] = []  # "{" for blocks, "`" for a template's ${ ... }
-    parens: list[bool] = []  # per open "(": does it follow if/while/for/with?
-    pos, size = 0, len(text)
-    while pos < size:
+_CONTROL_WORDS: Final = frozenset({"if", "while", "for", "with"})
+# After these, "{" opens a block (its "}" may be followed by a regex), not an object.
+_BLOCK_AFTER: Final = frozenset({")", ";", "{", "}", "=>", "else", "do", "try", "finally"})
+
+
+class _Tokenizer:
+    """Tokens that matter for module syntax, one at a time: nothing is kept but
+    the previous token and the open brackets, so memory does not grow with the file."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.maps: list[tuple[int, int, str]] = []
+        self.last: _Token | None = None
+        self.before_last: _Token | None = None
+        self.braces: list[str] = []  # "block" / "object" per "{", "`" per template "${"
+        self.parens: list[bool] = []  # per "(": does it follow if/while/for/with?
+
+    def __iter__(self) -> Iterator[_Token]:
+        text, pos, size = self.text, 0, len(self.text)
+        while pos < size:
+            token, pos = self._next(text, pos)
+            if token is not None:
+                self.before_last, self.last = self.last, token
+                yield token
+
+    def _next(self, text: str, pos: int) -> tuple[_Token | None, int]:
         ch = text[pos]
         m: re.Match[str] | None
-        if ch.isspace():
+        if ch.isspace() or ch == "\ufeff":  # a byte-order mark is not part of a word
             m = _SPACE.match(text, pos)
-            assert m is not None
-            pos = m.end()
-        elif ch == "/" and text.startswith("//", pos):
+            return None, (m.end() if m else pos + 1)
+        if ch == "/" and text.startswith("//", pos):
             m = _LINE_COMMENT.match(text, pos)
-            assert m is not None
-            mm = _JS_MAP.match(m.group(0))
+            end = m.end() if m else len(text)
+            mm = _JS_MAP.match(text[pos:end])
             if mm:
-                maps.append((pos + mm.start("v"), pos + mm.end("v"), mm["v"]))
-            pos = m.end()
-        elif ch == "/" and text.startswith("/*", pos):
+                self.maps.append((pos + mm.start("v"), pos + mm.end("v"), mm["v"]))
+            return None, end
+        if ch == "/" and text.startswith("/*", pos):
             m = _BLOCK_COMMENT.match(text, pos)
-            assert m is not None
-            pos = m.end()
-        elif ch == "/" and _regex_allowed(tokens):
+            return None, (m.end() if m else len(text))
+        if ch == "/" and self._regex_allowed():
             m = _REGEX.match(text, pos)
             end = m.end() if m else pos + 1
-            tokens.append(_Token("other", text[pos:end], pos, end))
-            pos = end
-        elif ch in "'\"":
+            return _Token("other", text[pos:end], pos, end), end
+        if ch in "'\"":
             m = (_SQ if ch == "'" else _DQ).match(text, pos)
-            assert m is not None
-            tokens.append(_Token("string", m.group(0), pos, m.end()))
-            pos = m.end()
-        elif ch == "`":
-            pos = _template(text, pos + 1, tokens, stack, pos)
-        elif ch == "}" and stack and stack[-1] == "`":
-            stack.pop()
-            pos = _template(text, pos + 1, tokens, stack, None)
-        elif (m := _WORD.match(text, pos)) is not None:
-            tokens.append(_Token("word", m.group(0), pos, m.end()))
-            pos = m.end()
-        elif ch.isdigit() or (ch == "." and text[pos + 1 : pos + 2].isdigit()):
+            end = m.end() if m else len(text)
+            return _Token("string", text[pos:end], pos, end), end
+        if ch == "`":
+            return self._template(pos + 1, opened_at=pos)
+        if ch == "}" and self.braces and self.braces[-1] == "`":
+            self.braces.pop()
+            return self._template(pos + 1, opened_at=None)
+        if (m := _WORD.match(text, pos)) is not None:
+            return _Token("word", m.group(0), pos, m.end()), m.end()
+        if ch.isdigit() or (ch == "." and text[pos + 1 : pos + 2].isdigit()):
             m = _NUMBER.match(text, pos)
-            assert m is not None
-            tokens.append(_Token("other", m.group(0), pos, m.end()))
-            pos = m.end()
-        else:
-            width = (
-                3 if text.startswith(_PUNCT3, pos) else 2 if text.startswith(_PUNCT2, pos) else 1
+            end = m.end() if m else pos + 1
+            return _Token("other", text[pos:end], pos, end), end
+        width = 3 if text.startswith(_PUNCT3, pos) else 2 if text.startswith(_PUNCT2, pos) else 1
+        value = text[pos : pos + width]
+        return _Token(self._punct_kind(value), value, pos, pos + width), pos + width
+
+    def _punct_kind(self, value: str) -> str:
+        last = self.last
+        if value == "{":
+            block = last is None or last.kind == "ctrl" or last.value in _BLOCK_AFTER
+            if last is not None and last.kind == "word":
+                block = block or last.value not in _REGEX_AFTER_WORDS
+            self.braces.append("block" if block else "object")
+        elif value == "}" and self.braces:
+            if self.braces.pop() == "block":
+                return "ctrl"  # "if (x) {...} /re/.test(y)": a regex may follow
+        elif value == "(":
+            control = last is not None and last.value in _CONTROL_WORDS
+            for_await = (
+                last is not None
+                and last.value == "await"
+                and (self.before_last is not None and self.before_last.value == "for")
             )
-            value = text[pos : pos + width]
-            kind = "punct"
-            if value == "{":
-                stack.append("{")
-            elif value == "}" and stack:
-                stack.pop()
-            elif value == "(":
-                last = tokens[-1] if tokens else None
-                parens.append(last is not None and last.value in _CONTROL_WORDS)
-            elif value == ")" and parens and parens.pop():
-                kind = "ctrl"  # "if (x) /re/.test(y)": a regex may follow
-            tokens.append(_Token(kind, value, pos, pos + width))
-            pos += width
-    return tokens, maps
+            self.parens.append(control or for_await)
+        elif value == ")" and self.parens and self.parens.pop():
+            return "ctrl"  # "if (x) /re/.test(y)": a regex may follow
+        return "punct"
 
+    def _template(self, pos: int, *, opened_at: int | None) -> tuple[_Token, int]:
+        """Scan template text from ``pos``; stop after the closing backtick or at ``${``."""
+        text = self.text
+        m = _TEMPLATE_PART.match(text, pos)
+        end = m.end() if m else pos
+        if text.startswith("${", end):
+            self.braces.append("`")
+            return _Token("other", "`", pos, end), end + 2
+        close = min(end + 1, len(text))
+        if opened_at is not None:
+            # A whole template without substitutions: as good as a string literal.
+            return _Token("string", text[opened_at:close], opened_at, close), close
+        return _Token("other", "`", pos, close), close
 
-def _template(
-    text: str, pos: int, tokens: list[_Token], stack: list[str], opened_at: int | None
-) -> int:
-    """Scan template text from ``pos``; stop after the closing backtick or at ``${``."""
-    m = _TEMPLATE_PART.match(text, pos)
-    end = m.end() if m else pos
-    if text.startswith("${", end):
-        stack.append("`")
-        tokens.append(_Token("other", "`", pos, end))
-        return end + 2
-    close = min(end + 1, len(text))
-    if opened_at is not None:
-        # A whole template without substitutions: as good as a string literal.
-        tokens.append(_Token("string", text[opened_at:close], opened_at, close))
-    else:
-        tokens.append(_Token("other", "`", pos, close))
-    return close
-
-
-_CONTROL_WORDS: Final = frozenset({"if", "while", "for", "with"})
-
-
-def _regex_allowed(tokens: list[_Token]) -> bool:
-    if not tokens:
-        return True
-    last = tokens[-1]
-    if last.kind == "ctrl":
-        return True
-    if last.kind == "word":
-        return last.value in _REGEX_AFTER_WORDS
-    if last.kind in ("string", "other"):
-        return False
-    return last.value not in (")", "]", "}", "++", "--")
-
-
-_CLAUSE_WORDS_END = ";"
-_MAX_CLAUSE = 2000  # tokens scanned for "from" after import/export: a clause is never longer
+    def _regex_allowed(self) -> bool:
+        last = self.last
+        if last is None or last.kind == "ctrl":
+            return True
+        if last.kind == "word":
+            return last.value in _REGEX_AFTER_WORDS
+        if last.kind in ("string", "other"):
+            return False
+        return last.value not in (")", "]", "}", "++", "--")
 
 
 def find_js_references(text: str) -> list[Reference]:
@@ -471,23 +476,75 @@ def find_js_references(text: str) -> list[Reference]:
                 Reference(m.start("v"), m.end("v"), m["v"], _line_at(text, m.start("v"), lines))
                 for m in found
             ]
+    tokenizer = _Tokenizer(text)
+    spans: list[tuple[int, int, bool]] = []
+    windows: list[_Window] = []
+    previous: _Token | None = None
+    for token in tokenizer:
+        for window in windows:
+            window.tokens.append(token)
+        for window in [w for w in windows if w.done()]:
+            windows.remove(window)
+            spans.extend(window.spans())
+        member = previous is not None and previous.value in (".", "?.")
+        if token.kind == "word" and token.value in _KEYWORDS and not member:
+            windows.append(_Window([token]))
+        previous = token
+    for window in windows:
+        spans.extend(window.spans())
+    spans.extend((start, end, False) for start, end, _ in tokenizer.maps)
     lines = _newlines(text)
-    tokens, maps = _tokenize(text)
-    spans = [(start, end, False) for start, end, _ in maps]
-    for i, token in enumerate(tokens):
-        if token.kind != "word" or (i and tokens[i - 1].value in (".", "?.")):
-            continue
-        if token.value == "import":
-            spans.extend((a, b, True) for a, b in _import_specifiers(tokens, i))
-        elif token.value == "export":
-            spans.extend((a, b, True) for a, b in _export_specifiers(tokens, i))
-        elif token.value == "new":
-            spans.extend((a, b, False) for a, b in _new_url_specifiers(tokens, i))
     refs = []
     for start, end, module in sorted(set(spans)):
         line = _line_at(text, start, lines)
         refs.append(Reference(start, end, text[start:end], line, module=module))
     return refs
+
+
+_KEYWORDS: Final = frozenset({"import", "export", "new"})
+_CLAUSE_TOKENS: Final = frozenset({"{", "}", ",", "*"})
+
+
+@dataclass(slots=True)
+class _Window:
+    """The tokens from an ``import``/``export``/``new`` keyword on, until its
+    statement shape is decided."""
+
+    tokens: list[_Token]
+
+    def done(self) -> bool:
+        tokens = self.tokens
+        keyword = tokens[0].value
+        if keyword == "new":
+            return len(tokens) >= 11
+        if len(tokens) < 2:
+            return False
+        second = tokens[1]
+        if keyword == "import":
+            if second.kind == "string" or second.value in (".", ":", "=", ","):
+                return True
+            if second.value == "(":
+                return len(tokens) >= 4
+        elif second.value not in ("*", "{"):
+            return True  # export const/function/default ...: no specifier
+        # An import/export clause: ends with `from "<specifier>"` or at a token no
+        # clause holds.
+        last = tokens[-1]
+        if last.kind == "string":
+            return len(tokens) >= 2 and tokens[-2].kind == "word" and tokens[-2].value == "from"
+        return last.kind == "other" or (
+            last.kind in ("punct", "ctrl") and last.value not in _CLAUSE_TOKENS
+        )
+
+    def spans(self) -> list[tuple[int, int, bool]]:
+        keyword = self.tokens[0].value
+        if keyword == "import":
+            found = _import_specifiers(self.tokens, 0)
+        elif keyword == "export":
+            found = _export_specifiers(self.tokens, 0)
+        else:
+            return [(a, b, False) for a, b in _new_url_specifiers(self.tokens, 0)]
+        return [(a, b, True) for a, b in found]
 
 
 def _string_span(token: _Token) -> tuple[int, int] | None:
@@ -525,12 +582,12 @@ def _export_specifiers(tokens: list[_Token], i: int) -> list[tuple[int, int]]:
 
 def _from_clause(tokens: list[_Token], j: int) -> list[tuple[int, int]]:
     """Scan an import/export clause for ``from "<specifier>"``."""
-    for k in range(j, min(j + _MAX_CLAUSE, len(tokens) - 1)):
+    for k in range(j, len(tokens) - 1):
         token = tokens[k]
         if token.kind == "word" and token.value == "from" and tokens[k + 1].kind == "string":
             span = _string_span(tokens[k + 1])
             return [span] if span else []
-        if token.kind in ("punct", "ctrl") and token.value not in ("{", "}", ",", "*"):
+        if token.kind in ("punct", "ctrl") and token.value not in _CLAUSE_TOKENS:
             return []
         if token.kind == "other":
             return []

@@ -50,6 +50,11 @@ def check_folders(src: Path, dist: Path) -> tuple[Path, Path]:
         )
     if real_dist.exists() and not real_dist.is_dir():
         raise BadInputError(f"DIST {str(dist)!r} exists and is not a folder")
+    if (real_src / "manifest.json").is_file() and (real_src / "manifests").is_dir():
+        raise BadInputError(
+            f"SRC {str(src)!r} looks like the output of unblank build (manifest.json and "
+            "manifests/): SRC is the folder of front-end files, DIST comes second"
+        )
     return real_src, real_dist
 
 
