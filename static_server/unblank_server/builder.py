@@ -443,25 +443,29 @@ class _Build:
                 (g, targets[g.integrity_for]) for g in guards if g.integrity_for in targets
             ]
             item.references = sorted(resolved, key=lambda pair: pair[0].start)
-        for file, line, value, why in missing if self.options.allow_missing else []:
-            self.progress.warn(f"{file}:{line}: reference {value!r} {why} (left as written)")
-        if missing and not self.options.allow_missing:
-            file, line, value, _ = missing[0]
+        self._report_missing(missing)
+
+    def _report_missing(self, missing: list[tuple[str, int, str, str]]) -> None:
+        """Warn about each missing reference, or raise one error listing them all."""
+        if self.options.allow_missing:
+            for file, line, value, why in missing:
+                self.progress.warn(f"{file}:{line}: reference {value!r} {why} (left as written)")
+            return
+        if not missing:
+            return
+        file, line, value, why = missing[0]
+        message = f"{file}:{line}: reference {value!r} {why}"
+        if len(missing) > 1:
             shown = [f"  {f}:{n}: {v!r} {w}" for f, n, v, w in missing[:_SHOWN_MISSING]]
             if len(missing) > _SHOWN_MISSING:
                 shown.append(f"  ... and {len(missing) - _SHOWN_MISSING} more")
-            raise MissingReferenceError(
-                f"{file}:{line}: reference {value!r} {missing[0][3]}"
-                + (
-                    f" ({len(missing)} missing references)\n" + "\n".join(shown)
-                    if len(missing) > 1
-                    else ""
-                )
-                + "\nfix the references or pass --allow-missing",
-                file=file,
-                line=line,
-                reference=value,
-            )
+            message += f" ({len(missing)} missing references)\n" + "\n".join(shown)
+        raise MissingReferenceError(
+            message + "\nfix the references or pass --allow-missing",
+            file=file,
+            line=line,
+            reference=value,
+        )
 
     def _why_missing(self, target: str | None) -> str:
         if target is None:
