@@ -11,5 +11,26 @@ the HTTP status it is served with (DESIGN.md, "Reasons for a guided page").
 from __future__ import annotations
 
 from unblank_pages.catalog import REASONS, Reason
+from unblank_pages.render import (
+    Brand,
+    Page,
+    PageRenderer,
+    UnknownReasonError,
+    negotiate,
+    render,
+    request_id_from,
+    retry_after_seconds,
+)
 
-__all__ = ["REASONS", "Reason"]
+__all__ = [
+    "REASONS",
+    "Brand",
+    "Page",
+    "PageRenderer",
+    "Reason",
+    "UnknownReasonError",
+    "negotiate",
+    "render",
+    "request_id_from",
+    "retry_after_seconds",
+]

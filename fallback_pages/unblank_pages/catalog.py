@@ -1,40 +1,49 @@
-"""Every reason for a guided page, its HTTP status, and whether retrying helps."""
+"""Every reason for a guided page: its HTTP status and how the page retries."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Final
+from typing import Final, Literal
 
-__all__ = ["REASONS", "Reason"]
+__all__ = ["REASONS", "Reason", "Retry"]
+
+Retry = Literal["countdown", "online", "none"]
 
 
 @dataclass(frozen=True, slots=True)
 class Reason:
-    """Why a page could not appear, as the guided page and its status tell it."""
+    """Why a page could not appear, as the guided page and its status tell it.
+
+    ``retry`` says what the page does by itself: ``countdown`` retries after a
+    visible, pausable countdown with backoff; ``online`` retries when the
+    browser is back online; ``none`` offers navigation instead.
+    ``wait`` is the first countdown, in seconds, when no Retry-After is given.
+    """
 
     name: str
     status: int
-    retry_helps: bool
+    retry: Retry
+    wait: int = 0
 
 
 def _catalog(*reasons: Reason) -> MappingProxyType[str, Reason]:
     return MappingProxyType({r.name: r for r in reasons})
 
 
-# Statuses as DESIGN.md assigns them; reasons the browser detects (offline,
+# Statuses as DESIGN.md assigns them.  Reasons the browser detects (offline,
 # integrity, app-crash, render-timeout) never travel in a response status of
-# their own, so their pages are served with 200 when asked for by name.
+# their own: asked for by name (/_unblank/pages/<reason>) they come with 200.
 REASONS: Final = _catalog(
-    Reason("offline", 200, retry_helps=True),
-    Reason("overloaded", 503, retry_helps=True),
-    Reason("upstream", 502, retry_helps=True),
-    Reason("timeout", 504, retry_helps=True),
-    Reason("not-found", 404, retry_helps=False),
-    Reason("integrity", 200, retry_helps=True),
-    Reason("app-crash", 200, retry_helps=True),
-    Reason("render-timeout", 200, retry_helps=True),
-    Reason("maintenance", 503, retry_helps=True),
-    Reason("rate-limited", 429, retry_helps=True),
-    Reason("server-error", 500, retry_helps=True),
+    Reason("offline", 200, "online", wait=10),
+    Reason("overloaded", 503, "countdown", wait=15),
+    Reason("upstream", 502, "countdown", wait=10),
+    Reason("timeout", 504, "countdown", wait=10),
+    Reason("not-found", 404, "none"),
+    Reason("integrity", 200, "countdown", wait=5),
+    Reason("app-crash", 200, "countdown", wait=10),
+    Reason("render-timeout", 200, "countdown", wait=10),
+    Reason("maintenance", 503, "countdown", wait=60),
+    Reason("rate-limited", 429, "countdown", wait=30),
+    Reason("server-error", 500, "countdown", wait=15),
 )

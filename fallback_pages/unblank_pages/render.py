@@ -1,0 +1,402 @@
+"""Rendering guided pages: HTML for people, problem+json for programs, text otherwise.
+
+>>> page = render("overloaded", locale="en", request_id="req-42", retry_after=30)
+>>> page.status, page.headers["Retry-After"]
+(503, '30')
+>>> b"We are very busy right now" in page.body
+True
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from functools import lru_cache
+from importlib.resources import files
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final
+
+import jinja2
+
+from unblank_pages.catalog import REASONS, Reason
+from unblank_pages.negotiation import HTML, PROBLEM, TEXT, choose_format, choose_locale
+
+__all__ = [
+    "Brand",
+    "Page",
+    "PageRenderer",
+    "UnknownReasonError",
+    "negotiate",
+    "render",
+    "request_id_from",
+    "retry_after_seconds",
+]
+
+DEFAULT_LOCALE: Final = "en"
+_MAX_RETRY_AFTER: Final = 24 * 3600  # a day: longer is a misconfiguration, not a wait
+# X-Request-ID values reflected into pages: the characters tracing systems use.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+=/-]{0,127}")
+_COLOUR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
+_UNSAFE_SVG = re.compile(
+    r"<\s*(?:script|foreignObject|iframe|image)\b|\bon\w+\s*=|javascript:", re.I
+)
+
+
+class UnknownReasonError(KeyError, ValueError):
+    """A reason that is not in the catalog."""
+
+    def __str__(self) -> str:
+        return f"unknown reason {self.args[0]!r}; known: {', '.join(REASONS)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Brand:
+    """How every page looks: name, an inline SVG logo, colours, support contact.
+
+    >>> Brand(name="Northwind Loans", primary="#1f4e79", support="mailto:help@example.com").name
+    'Northwind Loans'
+    """
+
+    name: str = ""
+    logo_svg: str = ""
+    primary: str = "#1f4e79"  # white text on it: 8.9:1
+    primary_dark: str = "#9cc3ee"  # dark text on it, for prefers-color-scheme: dark
+    support: str = ""  # a mailto:, tel: or https: URL
+    home: str = "/"
+
+    def __post_init__(self) -> None:
+        for name in ("primary", "primary_dark"):
+            if not _COLOUR.fullmatch(getattr(self, name)):
+                raise ValueError(f"Brand.{name} must be a hex colour like #1f4e79")
+        svg = self.logo_svg.strip()
+        if svg and (not svg.startswith("<svg") or _UNSAFE_SVG.search(svg)):
+            raise ValueError("Brand.logo_svg must be inline <svg> without scripts or handlers")
+        if self.support and not re.match(r"(?:mailto:|tel:|https?://)", self.support):
+            raise ValueError("Brand.support must be a mailto:, tel: or http(s) URL")
+        if not self.home.startswith(("/", "https://", "http://")):
+            raise ValueError("Brand.home must be a path or an http(s) URL")
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A rendered page: what to send, ready for any server."""
+
+    status: int
+    content_type: str
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+def request_id_from(header: str | None) -> str:
+    """The reference id: ``X-Request-ID`` when well-formed, else a new one."""
+    if header is not None and _REQUEST_ID.fullmatch(header.strip()):
+        return header.strip()
+    return "ub-" + secrets.token_hex(8)
+
+
+def retry_after_seconds(
+    value: int | str | datetime | None, now: datetime | None = None
+) -> int | None:
+    """``Retry-After`` as seconds: an int, digits, or an HTTP date (RFC 9110 §10.2.3)."""
+    if value is None or isinstance(value, bool):
+        return None
+    seconds: float
+    if isinstance(value, int):
+        seconds = value
+    elif isinstance(value, datetime):
+        seconds = (value - (now or datetime.now(UTC))).total_seconds()
+    else:
+        text = value.strip()
+        if text.isdigit():
+            seconds = int(text)
+        else:
+            try:
+                when = parsedate_to_datetime(text)
+            except (TypeError, ValueError, IndexError):
+                return None
+            if when.tzinfo is None:
+                return None
+            seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    return max(0, min(int(seconds + 0.999), _MAX_RETRY_AFTER))
+
+
+class PageRenderer:
+    """Renders every page; configure once, render many times.
+
+    ``templates`` is a folder whose ``page.html`` or ``<reason>.html`` override
+    the built-in ones; ``locales`` a folder of extra ``<tag>.json`` catalogs.
+    """
+
+    def __init__(
+        self,
+        *,
+        brand: Brand | None = None,
+        templates: Path | None = None,
+        locales: Path | None = None,
+        default_locale: str = DEFAULT_LOCALE,
+    ) -> None:
+        self.brand = brand or Brand()
+        loaders: list[jinja2.BaseLoader] = []
+        if templates is not None:
+            loaders.append(jinja2.FileSystemLoader(templates))
+        loaders.append(jinja2.PackageLoader("unblank_pages", "templates"))
+        self._env = jinja2.Environment(
+            loader=jinja2.ChoiceLoader(loaders),
+            autoescape=True,  # every page is HTML: escape everything from a request
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.catalogs = _load_catalogs(locales)
+        if default_locale not in self.catalogs:
+            raise ValueError(f"no catalog for default locale {default_locale!r}")
+        self.default_locale = default_locale
+
+    def html(
+        self,
+        reason: str,
+        *,
+        locale: str | None = None,
+        request_id: str | None = None,
+        retry_after: int | str | datetime | None = None,
+        detail: str | None = None,
+        nonce: str | None = None,
+    ) -> Page:
+        entry, catalog, tag = self._lookup(reason, locale)
+        seconds = retry_after_seconds(retry_after)
+        reference = request_id if request_id is not None else request_id_from(None)
+        template = self._env.select_template([f"{reason}.html", "page.html"])
+        body = template.render(
+            locale=tag,
+            direction=catalog.get("direction", "ltr"),
+            retry=entry.retry,
+            wait=entry.wait,
+            retry_after=seconds,
+            text=catalog["reasons"][reason],
+            common=catalog["common"],
+            script_text={k: catalog["common"][k] for k in _SCRIPT_KEYS},
+            detail=detail,
+            request_id=reference,
+            brand=self.brand,
+            nonce=nonce,
+        )
+        return self._page(entry, HTML, body.encode("utf-8"), tag, seconds)
+
+    def problem(
+        self,
+        reason: str,
+        *,
+        locale: str | None = None,
+        request_id: str | None = None,
+        retry_after: int | str | datetime | None = None,
+        detail: str | None = None,
+    ) -> Page:
+        """RFC 9457 problem details; ``type`` is the URL of the human page."""
+        entry, catalog, tag = self._lookup(reason, locale)
+        seconds = retry_after_seconds(retry_after)
+        text = catalog["reasons"][reason]
+        document: dict[str, Any] = {
+            "type": f"/_unblank/pages/{reason}",
+            "title": text["title"],
+            "status": entry.status,
+            "detail": detail or text["summary"],
+            "instance": request_id if request_id is not None else request_id_from(None),
+        }
+        if seconds is not None:
+            document["retry_after"] = seconds
+        body = json.dumps(document, ensure_ascii=False).encode("utf-8")
+        return self._page(entry, PROBLEM, body, tag, seconds)
+
+    def text(
+        self,
+        reason: str,
+        *,
+        locale: str | None = None,
+        request_id: str | None = None,
+        retry_after: int | str | datetime | None = None,
+        detail: str | None = None,
+    ) -> Page:
+        entry, catalog, tag = self._lookup(reason, locale)
+        seconds = retry_after_seconds(retry_after)
+        text, common = catalog["reasons"][reason], catalog["common"]
+        lines = [text["title"], "", text["summary"]]
+        if detail:
+            lines += ["", detail]
+        lines += ["", common["what_can_i_do"], *(f"- {step}" for step in text["steps"])]
+        reference = request_id if request_id is not None else request_id_from(None)
+        lines += ["", f"{common['reference']}: {reference}", ""]
+        return self._page(entry, TEXT, "\n".join(lines).encode("utf-8"), tag, seconds)
+
+    def negotiate(
+        self,
+        reason: str,
+        *,
+        accept: str | None = None,
+        accept_language: str | None = None,
+        request_id: str | None = None,
+        retry_after: int | str | datetime | None = None,
+        detail: str | None = None,
+        nonce: str | None = None,
+    ) -> Page:
+        """The page a request asks for: format from ``Accept``, language from
+        ``Accept-Language``, reference from its ``X-Request-ID`` (``request_id``)."""
+        locale = choose_locale(accept_language, self.catalogs, self.default_locale)
+        reference = request_id_from(request_id)
+        fmt = choose_format(accept)
+        options: dict[str, Any] = {
+            "locale": locale,
+            "request_id": reference,
+            "retry_after": retry_after,
+            "detail": detail,
+        }
+        if fmt == HTML:
+            page = self.html(reason, nonce=nonce, **options)
+        elif fmt == PROBLEM:
+            page = self.problem(reason, **options)
+        else:
+            page = self.text(reason, **options)
+        headers = dict(page.headers)
+        headers["Vary"] = "Accept, Accept-Language"
+        return Page(page.status, page.content_type, page.body, MappingProxyType(headers))
+
+    # -- internals -------------------------------------------------------------
+
+    def _lookup(self, reason: str, locale: str | None) -> tuple[Reason, dict[str, Any], str]:
+        entry = REASONS.get(reason)
+        if entry is None:
+            raise UnknownReasonError(reason)
+        tag = locale if locale in self.catalogs else self.default_locale
+        return entry, self.catalogs[tag], tag
+
+    @staticmethod
+    def _page(entry: Reason, media: str, body: bytes, tag: str, seconds: int | None) -> Page:
+        headers = {
+            "Content-Language": tag,
+            # An error page must never be cached in place of the page it stands for.
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        }
+        if seconds is not None:
+            headers["Retry-After"] = str(seconds)
+        content_type = f"{media}; charset=utf-8"
+        return Page(entry.status, content_type, body, MappingProxyType(headers))
+
+
+_SCRIPT_KEYS: Final = (
+    "retry_now",
+    "retrying",
+    "retrying_in",
+    "paused",
+    "pause",
+    "resume",
+    "waiting_online",
+)
+_REQUIRED_COMMON: Final = (
+    *_SCRIPT_KEYS,
+    "what_happened",
+    "what_can_i_do",
+    "reference",
+    "reference_help",
+    "go_home",
+    "contact",
+    "no_script",
+)
+
+
+def _load_catalogs(extra: Path | None) -> dict[str, dict[str, Any]]:
+    """Every ``<tag>.json`` of the package (and of ``extra``), checked to be complete."""
+    found: dict[str, dict[str, Any]] = {}
+    sources = [
+        (p.name, p.read_text(encoding="utf-8"))
+        for p in files("unblank_pages").joinpath("locales").iterdir()
+        if p.name.endswith(".json")
+    ]
+    if extra is not None:
+        sources += [(p.name, p.read_text(encoding="utf-8")) for p in sorted(extra.glob("*.json"))]
+    for name, text in sources:
+        tag = name.removesuffix(".json")
+        try:
+            catalog = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"locale catalog {name}: not valid JSON ({exc})") from exc
+        _check_catalog(name, catalog)
+        found[tag] = catalog
+    return found
+
+
+def _check_catalog(name: str, catalog: object) -> None:
+    if not isinstance(catalog, dict):
+        raise ValueError(f"locale catalog {name}: must be a JSON object")
+    common = catalog.get("common")
+    reasons = catalog.get("reasons")
+    if not isinstance(common, dict) or not isinstance(reasons, dict):
+        raise ValueError(f"locale catalog {name}: needs 'common' and 'reasons' objects")
+    for key in _REQUIRED_COMMON:
+        if not isinstance(common.get(key), str):
+            raise ValueError(f"locale catalog {name}: common.{key} is missing")
+    for reason in REASONS:
+        text = reasons.get(reason)
+        if not isinstance(text, dict) or not all(
+            isinstance(text.get(k), str) for k in ("title", "summary")
+        ):
+            raise ValueError(f"locale catalog {name}: reasons.{reason} needs title and summary")
+        steps = text.get("steps")
+        if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
+            raise ValueError(f"locale catalog {name}: reasons.{reason}.steps must be a list")
+
+
+@lru_cache(maxsize=1)
+def _default_renderer() -> PageRenderer:
+    return PageRenderer()
+
+
+def render(
+    reason: str,
+    *,
+    locale: str = DEFAULT_LOCALE,
+    request_id: str | None = None,
+    retry_after: int | str | datetime | None = None,
+    detail: str | None = None,
+    brand: Brand | None = None,
+    nonce: str | None = None,
+) -> Page:
+    """The HTML page for ``reason`` with the built-in templates."""
+    renderer = _default_renderer() if brand is None else PageRenderer(brand=brand)
+    return renderer.html(
+        reason,
+        locale=locale,
+        request_id=request_id,
+        retry_after=retry_after,
+        detail=detail,
+        nonce=nonce,
+    )
+
+
+def negotiate(
+    reason: str,
+    *,
+    accept: str | None = None,
+    accept_language: str | None = None,
+    request_id: str | None = None,
+    retry_after: int | str | datetime | None = None,
+    detail: str | None = None,
+    brand: Brand | None = None,
+    nonce: str | None = None,
+) -> Page:
+    """The page for ``reason`` in the format and language the request asks for."""
+    renderer = _default_renderer() if brand is None else PageRenderer(brand=brand)
+    return renderer.negotiate(
+        reason,
+        accept=accept,
+        accept_language=accept_language,
+        request_id=request_id,
+        retry_after=retry_after,
+        detail=detail,
+        nonce=nonce,
+    )

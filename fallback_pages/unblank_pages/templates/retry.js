@@ -1,0 +1,45 @@
+(function () {
+  // Retry policy of a guided page: a visible, pausable countdown with backoff
+  // (WCAG 2.2.1), Retry-After honoured, "online" for the offline page.
+  var doc = document, root = doc.documentElement, data = root.dataset;
+  var main = doc.getElementById("main-action"), pause = doc.getElementById("pause");
+  var status = doc.getElementById("status"), text = {};
+  try { text = JSON.parse(doc.getElementById("unblank-page-text").textContent); } catch (e) {}
+  if (main) main.focus();
+  if (data.retry === "none" || !main) return;
+  var key = "unblank-retry:" + location.pathname, tries = 0;
+  try { tries = +sessionStorage.getItem(key) || 0; } catch (e) {}
+  // Exponential backoff from the reason's wait, capped at five minutes; a
+  // server's Retry-After is a floor no backoff goes under.
+  var wait = Math.min((+data.wait || 10) * Math.pow(2, tries), 300);
+  if (data.retryAfter) wait = Math.max(wait, +data.retryAfter);
+  var left = Math.ceil(wait), paused = false, timer = null;
+  function say(message) { status.textContent = message; }
+  function again() {
+    try { sessionStorage.setItem(key, String(tries + 1)); } catch (e) {}
+    say(text.retrying);
+    location.reload();
+  }
+  function show() { main.textContent = text.retry_now + " (" + left + ")"; }
+  function tick() {
+    if (paused) return;
+    left -= 1;
+    if (left <= 0) { clearInterval(timer); again(); return; }
+    show();
+  }
+  main.addEventListener("click", function (event) { event.preventDefault(); again(); });
+  if (data.retry === "online") {
+    window.addEventListener("online", again);
+    if (!navigator.onLine) { say(text.waiting_online); return; }
+  }
+  pause.hidden = false;
+  pause.addEventListener("click", function () {
+    paused = !paused;
+    pause.setAttribute("aria-pressed", String(paused));
+    pause.textContent = paused ? text.resume : text.pause;
+    say(paused ? text.paused : text.retrying_in.replace("{seconds}", left));
+  });
+  say(text.retrying_in.replace("{seconds}", left));
+  show();
+  timer = setInterval(tick, 1000);
+})();
