@@ -2,6 +2,7 @@
 
     unblank build SRC DIST   fingerprint, hash, precompress and publish a generation
     unblank gc DIST          remove files no retained generation needs
+    unblank pages export OUT write the guided pages as static HTML, with nginx snippets
 
 Exit status: 0 on success, 2 for input the user must fix (and usage errors),
 1 for anything unexpected.
@@ -19,6 +20,8 @@ from typing import TextIO
 
 from unblank import Manifest, UnblankError, __version__
 from unblank.integrity import ALGORITHMS
+from unblank_pages import Brand, PageRenderer
+from unblank_pages.export import export_pages
 from unblank_server.builder import BuildOptions, BuildResult, build, gc
 from unblank_server.compress import CompressionSettings
 from unblank_server.errors import BadInputError, ServerError
@@ -39,12 +42,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "build":
             return _build(args)
+        if args.command == "pages":
+            return _pages_export(args)
         return _gc(args)
     except BadInputError as exc:
         return _fail(args, "error", str(exc), EXIT_BAD_INPUT)
     except ServerError as exc:
         return _fail(args, "failed", str(exc), EXIT_FAILURE)
     except KeyboardInterrupt:
+        if args.command == "pages":
+            return _fail(
+                args, "interrupted", "OUT may be incomplete: run it again", EXIT_INTERRUPTED
+            )
         served = _served_generation(args.dist)
         _fail(args, "interrupted", f"DIST serves {served}", EXIT_INTERRUPTED)
         # Worker threads may still be inside brotli: leave without waiting for them.
@@ -129,6 +138,20 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--dry-run", action="store_true", help="list what would be removed")
     _retention_arguments(g)
     _output_arguments(g)
+
+    p = commands.add_parser("pages", help="the guided pages for the edge (nginx, CDNs)")
+    pages = p.add_subparsers(dest="pages_command", required=True, metavar="COMMAND")
+    e = pages.add_parser(
+        "export",
+        help="write every guided page as static HTML, with nginx snippets",
+        description="Write OUT/<locale>/<reason>.html for every page and locale, "
+        "OUT/<reason>.html in the default locale, and OUT/nginx/unblank-pages-http.conf "
+        "(include in http {}) and unblank-pages-server.conf (include in server {}), so that "
+        "nginx shows our page, with the right status, when the app behind it is down.",
+    )
+    e.add_argument("out", type=Path, metavar="OUT", help="output folder (created if needed)")
+    e.add_argument("--brand-name", default="", metavar="NAME", help="name shown on every page")
+    e.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
     return parser
 
 
@@ -286,4 +309,19 @@ def _gc(args: argparse.Namespace) -> int:
         )
         for name in files:
             print(f"  {name}", file=sys.stdout)
+    return EXIT_OK
+
+
+def _pages_export(args: argparse.Namespace) -> int:
+    try:
+        written = export_pages(args.out, renderer=PageRenderer(brand=Brand(name=args.brand_name)))
+    except ValueError as exc:
+        raise BadInputError(str(exc)) from exc
+    except OSError as exc:
+        raise BadInputError(f"cannot write {args.out}: {exc.strerror or exc}") from exc
+    if not args.quiet:
+        out = args.out.resolve()
+        print(f"wrote {len(written)} files to {out}", file=sys.stdout)
+        print(f"  include {out}/nginx/unblank-pages-http.conf   in http {{}}", file=sys.stdout)
+        print(f"  include {out}/nginx/unblank-pages-server.conf in server {{}}", file=sys.stdout)
     return EXIT_OK
