@@ -9,9 +9,10 @@
   if (data.retry === "none" || !main) return;
   var key = "unblank-retry:" + location.pathname, tries = 0;
   try { tries = +sessionStorage.getItem(key) || 0; } catch (e) {}
-  // Exponential backoff from the reason's wait, capped at five minutes; a
-  // server's Retry-After is a floor no backoff goes under.
-  var wait = Math.min((+data.wait || 10) * Math.pow(2, tries), 300);
+  // Exponential backoff from the server's Retry-After (else the reason's
+  // wait), capped at five minutes unless Retry-After asks for longer.
+  var base = data.retryAfter ? Math.max(+data.retryAfter, 1) : (+data.wait || 10);
+  var wait = Math.min(base * Math.pow(2, tries), 300);
   if (data.retryAfter) wait = Math.max(wait, +data.retryAfter);
   var left = Math.ceil(wait), paused = false, timer = null;
   function say(message) { status.textContent = message; }
