@@ -71,10 +71,14 @@ def test_retry_policies_fit_the_reason() -> None:
         ("-5", None),
         (None, None),
         (10**9, 86400),
+        ("\u00b2", None),  # str.isdigit() says yes; int() says no
+        ("9" * 5000, None),
+        (1.5, None),
+        ("Wed, 25 Nov 2026 12:00:00", None),  # no zone
     ],
 )
-def test_retry_after_seconds(value: int | str | None, expected: int | None) -> None:
-    assert retry_after_seconds(value) == expected
+def test_retry_after_seconds(value: object, expected: int | None) -> None:
+    assert retry_after_seconds(value) == expected  # type: ignore[arg-type]
 
 
 def test_retry_after_http_date() -> None:
@@ -106,6 +110,9 @@ def test_retry_after_reaches_header_and_page() -> None:
         ("text/html;q=2", "text/html"),
         ("image/png", "text/html"),
         ("x" * 5000, "text/html"),
+        ("application/json, text/plain, */*", "application/problem+json"),  # axios
+        ("application/json;q=0.9, application/problem+json;q=0.1", "application/problem+json"),
+        ("text/plain, */*", "text/plain"),
     ],
 )
 def test_choose_format(accept: str | None, expected: str) -> None:
@@ -123,6 +130,7 @@ def test_choose_format(accept: str | None, expected: str) -> None:
         ("zh;q=0, en", "en"),
         ("*", "en"),
         ("💥", "en"),
+        ("zh_CN", "zh-Hans"),
         (None, "en"),
     ],
 )
@@ -257,3 +265,19 @@ def test_incomplete_catalog_is_refused(tmp_path: Path) -> None:
 def _package_catalog(tag: str) -> str:
     root = Path(__file__).resolve().parent.parent / "fallback_pages/unblank_pages/locales"
     return (root / f"{tag}.json").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("method", ["POST", "put", "DELETE"])
+def test_after_an_unsafe_method_the_page_never_retries_by_itself(method: str) -> None:
+    html = render("timeout", method=method).body.decode()
+    assert 'data-retry="none"' in html
+    assert 'id="pause"' not in html
+
+
+def test_brand_colours_must_keep_the_button_readable() -> None:
+    with pytest.raises(ValueError, match=r"1\.\d:1 against the button text #ffffff"):
+        Brand(primary="#ffff00")
+    with pytest.raises(ValueError, match="primary_dark"):
+        Brand(primary_dark="#1f4e79")
+    with pytest.raises(ValueError, match="home"):
+        Brand(home="//evil.example")

@@ -157,6 +157,7 @@ class _Overloaded(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         body = b"app says: busy"
         self.send_response(503)
+        self.send_header("Retry-After", "120")
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -269,6 +270,9 @@ def test_nginx_answers_dead_upstream_with_the_upstream_page(edge: _Edge) -> None
     assert headers["Content-Type"] == "text/html; charset=utf-8"
     assert headers["Content-Language"] == "en"
     assert headers.get("X-Request-ID")
+    # The reference on the page is the one nginx logs and sends in X-Request-ID.
+    assert f"<code>{headers['X-Request-ID']}</code>" in body
+    assert "Retry-After" not in headers
 
 
 @pytest.mark.slow
@@ -296,6 +300,8 @@ def test_nginx_replaces_the_app_503_with_the_overloaded_page(edge: _Edge) -> Non
     assert _title("overloaded", "zh-Hans") in response.text
     assert "app says: busy" not in response.text
     assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Retry-After"] == "120"  # the app's, passed on
+    assert 'data-retry-after="120"' in response.text  # and counted down by the page
 
 
 @pytest.mark.slow

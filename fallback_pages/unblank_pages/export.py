@@ -109,8 +109,10 @@ def nginx_server_snippet(out: Path) -> str:
                 "# from here unless they set their own: a location that sets any error_page, or",
                 "# proxy_intercept_errors off, must repeat these lines (for fastcgi_pass or",
                 "# uwsgi_pass, use fastcgi_intercept_errors or uwsgi_intercept_errors on).",
-                "# The pages show the reference 'edge'; the response's X-Request-ID header",
-                "# carries nginx's $request_id: add $request_id to your log_format to find it.",
+                "# nginx writes its $request_id into the page as the reference (sub_filter,",
+                "# Debian's nginx has the module) and into the X-Request-ID header: add",
+                "# $request_id to your log_format to find it.  The app's Retry-After, if any,",
+                "# reaches both the response and the page's countdown.",
                 "# nginx's worker user (www-data on Debian) must be able to read the folder below.",
                 "proxy_intercept_errors on;",
                 *pages,
@@ -127,6 +129,10 @@ def nginx_server_snippet(out: Path) -> str:
                 '    add_header Vary "Accept-Language" always;',
                 "    add_header X-Content-Type-Options nosniff always;",
                 "    add_header X-Request-ID $request_id always;",
+                "    add_header Retry-After $upstream_http_retry_after always;",
+                f"    sub_filter '<code>{EDGE_REFERENCE}</code>' '<code>$request_id</code>';",
+                "    sub_filter '<html ' '<html data-retry-after=\"$upstream_http_retry_after\" ';",
+                "    sub_filter_once on;",
                 "}",
             ]
         )

@@ -52,25 +52,30 @@ def choose_format(accept: str | None) -> str:
     ranges = parse_weighted(accept)
     if not ranges:
         return HTML
-    best, best_weight = HTML, 0.0
+    best, best_key = HTML, (0.0, 0, 0)
     for candidate in FORMATS:
-        weight = _media_weight(candidate, ranges)
-        if weight > best_weight:
-            best, best_weight = candidate, weight
+        key = _media_weight(candidate, ranges)
+        # Higher q wins; at equal q a type named outright beats one reached
+        # through a wildcard, and then the one the client lists first
+        # ("application/json, text/plain, */*", axios' default, asks for JSON,
+        # not for the HTML that */* would allow).
+        if key[0] > 0 and key > best_key:
+            best, best_key = candidate, key
     # Nothing acceptable (all q=0): RFC 9110 §12.5.1 lets us ignore the header.
     return best
 
 
-def _media_weight(candidate: str, ranges: Sequence[tuple[str, float]]) -> float:
+def _media_weight(candidate: str, ranges: Sequence[tuple[str, float]]) -> tuple[float, int, int]:
+    """(q, specificity, -position) of the most specific range matching ``candidate``
+    (RFC 9110 §12.5.1); specificity is 2 for the type itself (``application/json``
+    counts for problem+json), 1 for ``type/*``, 0 for ``*/*``."""
     kind = candidate.split("/")[0]
-    # The most specific range that matches decides (RFC 9110 §12.5.1).
-    for pattern in (candidate, f"{kind}/*", "*/*"):
-        for value, weight in ranges:
-            if value == pattern or (
-                pattern == candidate == PROBLEM and value == "application/json"
-            ):
-                return weight
-    return 0.0
+    exact = {candidate, "application/json"} if candidate == PROBLEM else {candidate}
+    for specificity, names in ((2, exact), (1, {f"{kind}/*"}), (0, {"*/*"})):
+        for position, (value, weight) in enumerate(ranges):
+            if value in names:
+                return weight, specificity, -position
+    return 0.0, 0, 0
 
 
 def choose_locale(accept_language: str | None, available: Iterable[str], default: str) -> str:
@@ -81,7 +86,7 @@ def choose_locale(accept_language: str | None, available: Iterable[str], default
     and a language matches its regional forms (``en-GB`` -> ``en``).
     """
     offered = {tag.lower(): tag for tag in available}
-    for value, weight in parse_weighted(accept_language):
+    for value, weight in parse_weighted((accept_language or "").replace("_", "-")):
         if weight <= 0:
             continue
         if value == "*":

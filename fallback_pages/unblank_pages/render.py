@@ -32,6 +32,7 @@ __all__ = [
     "Page",
     "PageRenderer",
     "UnknownReasonError",
+    "contrast_ratio",
     "negotiate",
     "render",
     "request_id_from",
@@ -79,8 +80,31 @@ class Brand:
             raise ValueError("Brand.logo_svg must be inline <svg> without scripts or handlers")
         if self.support and not re.match(r"(?:mailto:|tel:|https?://)", self.support):
             raise ValueError("Brand.support must be a mailto:, tel: or http(s) URL")
-        if not self.home.startswith(("/", "https://", "http://")):
+        if self.home.startswith("//") or not self.home.startswith(("/", "https://", "http://")):
             raise ValueError("Brand.home must be a path or an http(s) URL")
+        # WCAG 1.4.3: the main button's text must stay readable, light and dark.
+        for name, text in (("primary", "#ffffff"), ("primary_dark", "#0b1620")):
+            ratio = contrast_ratio(getattr(self, name), text)
+            if ratio < 4.5:
+                raise ValueError(
+                    f"Brand.{name} {getattr(self, name)} gives {ratio:.1f}:1 against the button "
+                    f"text {text}; WCAG asks at least 4.5:1"
+                )
+
+
+def contrast_ratio(first: str, second: str) -> float:
+    """WCAG 2 contrast ratio of two hex colours (1 to 21)."""
+
+    def luminance(colour: str) -> float:
+        digits = colour.lstrip("#")
+        if len(digits) == 3:
+            digits = "".join(d * 2 for d in digits)
+        channels = [int(digits[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    high, low = sorted((luminance(first), luminance(second)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,26 +128,31 @@ def retry_after_seconds(
     value: int | str | datetime | None, now: datetime | None = None
 ) -> int | None:
     """``Retry-After`` as seconds: an int, digits, or an HTTP date (RFC 9110 §10.2.3)."""
-    if value is None or isinstance(value, bool):
+    # It may come from an upstream's header: anything unreadable is no value,
+    # never an exception that would break the error page itself.
+    try:
+        seconds = _seconds(value, now or datetime.now(UTC))
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    seconds: float
-    if isinstance(value, int):
-        seconds = value
-    elif isinstance(value, datetime):
-        seconds = (value - (now or datetime.now(UTC))).total_seconds()
-    else:
-        text = value.strip()
-        if text.isdigit():
-            seconds = int(text)
-        else:
-            try:
-                when = parsedate_to_datetime(text)
-            except (TypeError, ValueError, IndexError):
-                return None
-            if when.tzinfo is None:
-                return None
-            seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if seconds is None:
+        return None
     return max(0, min(int(seconds + 0.999), _MAX_RETRY_AFTER))
+
+
+def _seconds(value: object, now: datetime) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, datetime):
+        return (value - now).total_seconds() if value.tzinfo is not None else None
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if re.fullmatch(r"[0-9]{1,10}", text):
+        return int(text)
+    when = parsedate_to_datetime(text)
+    return (when - now).total_seconds() if when.tzinfo is not None else None
 
 
 class PageRenderer:
@@ -167,15 +196,19 @@ class PageRenderer:
         retry_after: int | str | datetime | None = None,
         detail: str | None = None,
         nonce: str | None = None,
+        method: str = "GET",
     ) -> Page:
+        """The HTML page.  ``method`` is the failed request's: after a POST (or any
+        method that is not safe to repeat) the page never retries by itself."""
         entry, catalog, tag = self._lookup(reason, locale)
+        repeatable = method.upper() in ("GET", "HEAD")
         seconds = retry_after_seconds(retry_after)
         reference = request_id if request_id is not None else request_id_from(None)
         template = self._env.select_template([f"{reason}.html", "page.html"])
         body = template.render(
             locale=tag,
             direction=catalog.get("direction", "ltr"),
-            retry=entry.retry,
+            retry=entry.retry if repeatable else "none",
             wait=entry.wait,
             retry_after=seconds,
             text=catalog["reasons"][reason],
@@ -243,6 +276,7 @@ class PageRenderer:
         retry_after: int | str | datetime | None = None,
         detail: str | None = None,
         nonce: str | None = None,
+        method: str = "GET",
     ) -> Page:
         """The page a request asks for: format from ``Accept``, language from
         ``Accept-Language``, reference from its ``X-Request-ID`` (``request_id``)."""
@@ -256,7 +290,7 @@ class PageRenderer:
             "detail": detail,
         }
         if fmt == HTML:
-            page = self.html(reason, nonce=nonce, **options)
+            page = self.html(reason, nonce=nonce, method=method, **options)
         elif fmt == PROBLEM:
             page = self.problem(reason, **options)
         else:
@@ -365,6 +399,7 @@ def render(
     detail: str | None = None,
     brand: Brand | None = None,
     nonce: str | None = None,
+    method: str = "GET",
 ) -> Page:
     """The HTML page for ``reason`` with the built-in templates."""
     renderer = _default_renderer() if brand is None else PageRenderer(brand=brand)
@@ -375,6 +410,7 @@ def render(
         retry_after=retry_after,
         detail=detail,
         nonce=nonce,
+        method=method,
     )
 
 
@@ -388,6 +424,7 @@ def negotiate(
     detail: str | None = None,
     brand: Brand | None = None,
     nonce: str | None = None,
+    method: str = "GET",
 ) -> Page:
     """The page for ``reason`` in the format and language the request asks for."""
     renderer = _default_renderer() if brand is None else PageRenderer(brand=brand)
@@ -399,4 +436,5 @@ def negotiate(
         retry_after=retry_after,
         detail=detail,
         nonce=nonce,
+        method=method,
     )

@@ -7,8 +7,12 @@
   try { text = JSON.parse(doc.getElementById("unblank-page-text").textContent); } catch (e) {}
   if (main) main.focus();
   if (data.retry === "none" || !main) return;
-  var key = "unblank-retry:" + location.pathname, tries = 0;
-  try { tries = +sessionStorage.getItem(key) || 0; } catch (e) {}
+  // Retries of this path in the last ten minutes: older failures do not count.
+  var key = "unblank-retry:" + location.pathname, tries = 0, now = Date.now();
+  try {
+    var seen = JSON.parse(sessionStorage.getItem(key) || "null");
+    if (seen && now - seen.at < 600000) tries = +seen.n || 0;
+  } catch (e) {}
   // Exponential backoff from the server's Retry-After (else the reason's
   // wait), capped at five minutes unless Retry-After asks for longer.
   var base = data.retryAfter ? Math.max(+data.retryAfter, 1) : (+data.wait || 10);
@@ -17,9 +21,11 @@
   var left = Math.ceil(wait), paused = false, timer = null;
   function say(message) { status.textContent = message; }
   function again() {
-    try { sessionStorage.setItem(key, String(tries + 1)); } catch (e) {}
+    if (data.retry === "online" && !navigator.onLine) { say(text.waiting_online); return; }
+    try { sessionStorage.setItem(key, JSON.stringify({ n: tries + 1, at: Date.now() })); } catch (e) {}
     say(text.retrying);
-    location.reload();
+    // A GET of the same address: never re-sends a form (reload() would).
+    location.replace(location.href);
   }
   function show() { main.textContent = text.retry_now + " (" + left + ")"; }
   function tick() {
