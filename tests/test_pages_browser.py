@@ -185,6 +185,14 @@ def test_countdown_pauses_and_resumes(
     wait_for_number_below(chromium, int(number.group(1)))
 
 
+def marker_gone(driver: webdriver.Chrome) -> bool:
+    """True once the page that got ``window.__marker`` has been replaced by a new load."""
+    try:
+        return bool(driver.execute_script("return window.__marker === undefined"))
+    except WebDriverException:  # caught mid-navigation
+        return False
+
+
 def test_countdown_honours_short_retry_after(
     chromium: webdriver.Chrome, tmp_path: Path, static_http_server: Serve
 ) -> None:
@@ -195,14 +203,8 @@ def test_countdown_honours_short_retry_after(
     chromium.execute_script("window.__marker = 1")
     drain_logs(chromium)
 
-    def reloaded(driver: webdriver.Chrome) -> bool:
-        try:
-            return bool(driver.execute_script("return window.__marker === undefined"))
-        except WebDriverException:  # caught mid-navigation
-            return False
-
     WebDriverWait(chromium, 4, poll_frequency=0.1).until(
-        reloaded, "the page did not retry by itself within 4 s of Retry-After: 2"
+        marker_gone, "the page did not retry by itself within 4 s of Retry-After: 2"
     )
     assert url in requested_urls(chromium)
 
@@ -215,14 +217,8 @@ def test_offline_page_retries_when_the_browser_is_back_online(
     chromium.execute_script("window.__marker = 1")
     chromium.execute_script("window.dispatchEvent(new Event('online'))")
 
-    def reloaded(driver: webdriver.Chrome) -> bool:
-        try:
-            return bool(driver.execute_script("return window.__marker === undefined"))
-        except WebDriverException:  # caught mid-navigation
-            return False
-
     WebDriverWait(chromium, 3, poll_frequency=0.1).until(
-        reloaded, "the offline page did not retry when the browser came back online"
+        marker_gone, "the offline page did not retry when the browser came back online"
     )
 
 
