@@ -292,3 +292,12 @@ def test_memory_stays_flat_on_a_large_module_with_imports(tmp_path: Path) -> Non
     ).stdout.split()
     assert out[0] == "1"
     assert int(out[1]) < 80, f"peak RSS {out[1]} MB for an 8.5 MB module"  # tokens are not kept
+
+
+def test_bundler_manifest_naming_a_missing_file(tmp_path: Path) -> None:
+    vite = {"index.html": {"file": "assets/gone-BARe8AKr.js", "isEntry": True}}
+    src = write(tmp_path / "src", {".vite/manifest.json": json.dumps(vite), "a.txt": "a"})
+    with pytest.raises(
+        MissingReferenceError, match=r"^\.vite/manifest\.json: reference 'assets/gone"
+    ):
+        build(src, tmp_path / "dist", FAST)

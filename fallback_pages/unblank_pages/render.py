@@ -385,9 +385,10 @@ def _check_catalog(name: str, catalog: object) -> None:
             raise ValueError(f"locale catalog {name}: reasons.{reason}.steps must be a list")
 
 
-@lru_cache(maxsize=1)
-def _default_renderer() -> PageRenderer:
-    return PageRenderer()
+@lru_cache(maxsize=16)
+def _renderer(brand: Brand | None) -> PageRenderer:
+    # Catalogs and templates are loaded once per brand, not once per page.
+    return PageRenderer(brand=brand)
 
 
 def render(
@@ -402,8 +403,7 @@ def render(
     method: str = "GET",
 ) -> Page:
     """The HTML page for ``reason`` with the built-in templates."""
-    renderer = _default_renderer() if brand is None else PageRenderer(brand=brand)
-    return renderer.html(
+    return _renderer(brand).html(
         reason,
         locale=locale,
         request_id=request_id,
@@ -427,8 +427,7 @@ def negotiate(
     method: str = "GET",
 ) -> Page:
     """The page for ``reason`` in the format and language the request asks for."""
-    renderer = _default_renderer() if brand is None else PageRenderer(brand=brand)
-    return renderer.negotiate(
+    return _renderer(brand).negotiate(
         reason,
         accept=accept,
         accept_language=accept_language,

@@ -407,13 +407,10 @@ class _Build:
         return False
 
     def _check_bundler_files(self, bundler: BundlerGraph, names: set[str]) -> None:
-        for missing in sorted(bundler.files - names):
-            self._missing(
-                f"{bundler.source} names {missing!r}, which is not in SRC",
-                file=bundler.source,
-                line=0,
-                reference=missing,
-            )
+        gone = sorted(bundler.files - names)
+        self._report_missing(
+            [(bundler.source, 0, name, "names a file that is not in SRC") for name in gone]
+        )
 
     def _read(self, item: PlannedFile) -> None:
         read_source(item, self.options.sri, self.cache)
@@ -449,14 +446,15 @@ class _Build:
         """Warn about each missing reference, or raise one error listing them all."""
         if self.options.allow_missing:
             for file, line, value, why in missing:
-                self.progress.warn(f"{file}:{line}: reference {value!r} {why} (left as written)")
+                where = _where(file, line)
+                self.progress.warn(f"{where}: reference {value!r} {why} (left as written)")
             return
         if not missing:
             return
         file, line, value, why = missing[0]
-        message = f"{file}:{line}: reference {value!r} {why}"
+        message = f"{_where(file, line)}: reference {value!r} {why}"
         if len(missing) > 1:
-            shown = [f"  {f}:{n}: {v!r} {w}" for f, n, v, w in missing[:_SHOWN_MISSING]]
+            shown = [f"  {_where(f, n)}: {v!r} {w}" for f, n, v, w in missing[:_SHOWN_MISSING]]
             if len(missing) > _SHOWN_MISSING:
                 shown.append(f"  ... and {len(missing) - _SHOWN_MISSING} more")
             message += f" ({len(missing)} missing references)\n" + "\n".join(shown)
@@ -473,17 +471,6 @@ class _Build:
         if any(part.startswith(".") for part in target.split("/")) and (self.src / target).exists():
             return "names a hidden file, which is not published"
         return "names a file that is not in SRC"
-
-    def _missing(self, message: str, *, file: str, line: int, reference: str) -> None:
-        if self.options.allow_missing:
-            self.progress.warn(message + " (left as written)")
-            return
-        raise MissingReferenceError(
-            message + "; fix the reference or pass --allow-missing",
-            file=file,
-            line=line,
-            reference=reference,
-        )
 
     # -- 3. write --------------------------------------------------------------
 
@@ -651,6 +638,11 @@ class _Build:
 
 
 # -- helpers ------------------------------------------------------------------
+
+
+def _where(file: str, line: int) -> str:
+    """``file:line``, or just ``file`` for a reference without a line (a bundler manifest)."""
+    return f"{file}:{line}" if line else file
 
 
 def _drop_precompressed(sources: list[SourceFile], progress: Progress) -> list[SourceFile]:
