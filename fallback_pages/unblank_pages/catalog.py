@@ -40,6 +40,10 @@ REASONS: Final = _catalog(
     Reason("upstream", 502, "countdown", wait=10),
     Reason("timeout", 504, "countdown", wait=10),
     Reason("not-found", 404, "none"),
+    # A request the server cannot answer as sent (400), with a method it does not
+    # allow (405), a range outside the file (416), a coding it cannot send (406):
+    # repeating it unchanged cannot help, so the page never retries by itself.
+    Reason("bad-request", 400, "none"),
     Reason("integrity", 200, "countdown", wait=5),
     Reason("app-crash", 200, "countdown", wait=10),
     Reason("render-timeout", 200, "countdown", wait=10),

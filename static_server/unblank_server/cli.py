@@ -3,6 +3,7 @@
     unblank build SRC DIST   fingerprint, hash, precompress and publish a generation
     unblank gc DIST          remove files no retained generation needs
     unblank pages export OUT write the guided pages as static HTML, with nginx snippets
+    unblank serve DIST       serve DIST CDN-style (uvicorn or granian)
 
 Exit status: 0 on success, 2 for input the user must fix (and usage errors),
 1 for anything unexpected.
@@ -24,9 +25,10 @@ from unblank_pages import Brand, PageRenderer
 from unblank_pages.export import export_pages
 from unblank_server.builder import BuildOptions, BuildResult, build, gc
 from unblank_server.compress import CompressionSettings
-from unblank_server.errors import BadInputError, ServerError
+from unblank_server.errors import BadInputError, ConfigError, ServerError
 from unblank_server.generations import Retention
 from unblank_server.progress import NullProgress, Progress, TerminalProgress
+from unblank_server.serve_cli import add_serve_command, serve_command
 
 __all__ = ["main"]
 
@@ -44,12 +46,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _build(args)
         if args.command == "pages":
             return _pages_export(args)
+        if args.command == "serve":
+            return serve_command(args)
         return _gc(args)
-    except BadInputError as exc:
+    except (BadInputError, ConfigError) as exc:
         return _fail(args, "error", str(exc), EXIT_BAD_INPUT)
     except ServerError as exc:
         return _fail(args, "failed", str(exc), EXIT_FAILURE)
     except KeyboardInterrupt:
+        if args.command == "serve":
+            return EXIT_INTERRUPTED
         if args.command == "pages":
             return _fail(
                 args, "interrupted", "OUT may be incomplete: run it again", EXIT_INTERRUPTED
@@ -152,6 +158,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("out", type=Path, metavar="OUT", help="output folder (created if needed)")
     e.add_argument("--brand-name", default="", metavar="NAME", help="name shown on every page")
     e.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+
+    add_serve_command(commands)
     return parser
 
 

@@ -2,16 +2,17 @@
 
 UnblankError (unblank)
 └── ServerError               anything the build or the server raises on purpose
-    └── BuildError            a build or gc that could not complete
-        └── BadInputError     the input is wrong: the user must fix it (exit status 2)
-            └── MissingReferenceError   a CSS/JS reference names a file that is not there
+    ├── BuildError            a build or gc that could not complete
+    │   └── BadInputError     the input is wrong: the user must fix it (exit status 2)
+    │       └── MissingReferenceError   a CSS/JS reference names a file that is not there
+    └── ConfigError           ``unblank serve`` cannot start as configured
 """
 
 from __future__ import annotations
 
 from unblank import UnblankError
 
-__all__ = ["BadInputError", "BuildError", "MissingReferenceError", "ServerError"]
+__all__ = ["BadInputError", "BuildError", "ConfigError", "MissingReferenceError", "ServerError"]
 
 
 class ServerError(UnblankError):
@@ -34,3 +35,7 @@ class MissingReferenceError(BadInputError):
         self.file = file
         self.line = line
         self.reference = reference
+
+
+class ConfigError(ServerError):
+    """The server cannot start as configured (a missing DIST, a bad setting)."""

@@ -1,0 +1,720 @@
+"""The ASGI app of ``unblank serve``: published files, CDN-style, never a blank.
+
+>>> from unblank_server.app import create_app
+>>> app = create_app("examples/demo_dist")          # doctest: +SKIP
+>>> # uvicorn: uvicorn.run(app); or inside Starlette:
+>>> # Starlette(routes=[Mount("/static", app=app)])  # files at /static/<path>
+
+URL space (``prefix`` is ``/static`` by default; mounted inside another app,
+the mount point is the prefix):
+
+==============================  ================================================
+``<prefix>/<published path>``   fingerprinted file: immutable for a year
+``<prefix>/<logical name>``     the current generation's file: ``no-cache``
+``/_unblank/manifest.json``     the current manifest: ``no-cache`` + ETag
+``/_unblank/pages/<reason>``    a guided page by reason (for CDNs and nginx)
+``/_unblank/health``            readiness: 200 once a generation is loaded
+``/_unblank/health/live``       liveness: 200 while the process answers
+``/_unblank/metrics``           Prometheus text format
+==============================  ================================================
+
+Everything else, and everything that goes wrong, is a guided page with the
+right status (HTML for browsers, ``application/problem+json`` for API
+clients, text otherwise).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import anyio.to_thread
+
+from unblank_pages import REASONS, Brand, PageRenderer
+from unblank_server.errors import ConfigError
+from unblank_server.guided import GuidedPages
+from unblank_server.http import (
+    ByteRange,
+    RangeNotSatisfiable,
+    choose_coding,
+    etag_matches,
+    parse_http_date,
+    parse_ranges,
+)
+from unblank_server.metrics import CONTENT_TYPE as METRICS_TYPE
+from unblank_server.metrics import Gauges, Stats, exposition
+from unblank_server.resources import (
+    CorruptFile,
+    FileGone,
+    HeaderPolicy,
+    MemoryTier,
+    Resource,
+    Variant,
+    open_checked,
+)
+from unblank_server.store import Store
+
+__all__ = ["ServeSettings", "StaticApp", "create_app"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
+
+logger = logging.getLogger("unblank.serve")
+access_logger = logging.getLogger("unblank.access")
+
+MiB: Final = 1 << 20
+CHUNK: Final = 512 * 1024  # streamed files go out in pieces of this size
+ALLOW: Final = b"GET, HEAD, OPTIONS"
+# The request fields the server reads; every other one is skipped unparsed.
+_FIELDS: Final = frozenset(
+    {
+        b"accept-encoding",
+        b"if-none-match",
+        b"if-modified-since",
+        b"if-match",
+        b"if-unmodified-since",
+        b"range",
+        b"if-range",
+        b"accept",
+        b"accept-language",
+        b"x-request-id",
+    }
+)
+_CONDITIONS: Final = (b"if-none-match", b"if-modified-since", b"if-match", b"if-unmodified-since")
+_NO_FIELDS: Final[dict[bytes, bytes]] = {}
+_NEGOTIATION_MEMO: Final = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ServeSettings:
+    """How a server serves DIST; see :func:`create_app` for each setting."""
+
+    dist: Path
+    prefix: str | None = None
+    cors_origin: str | None = "*"
+    resource_policy: str | None = "cross-origin"
+    max_in_flight: int = 1024
+    shed_retry_after: int = 5
+    memory_bytes: int = 128 * MiB
+    memory_file_limit: int = 2 * MiB
+    reload_interval: float = 1.0
+    access_log: bool = False
+    brand: Brand | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.prefix is not None and (
+            self.prefix == "/" or (self.prefix and not self.prefix.startswith("/"))
+        ):
+            raise ConfigError(f"prefix {self.prefix!r} must be empty or start with '/'")
+        for name in ("max_in_flight", "memory_bytes", "memory_file_limit"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must not be negative")
+        if self.max_in_flight == 0:
+            raise ConfigError("max_in_flight must be at least 1")
+        for name, value in (
+            ("cors_origin", self.cors_origin),
+            ("resource_policy", self.resource_policy),
+        ):
+            if value is not None and (not value.isascii() or any(c in value for c in "\r\n\0")):
+                raise ConfigError(f"{name} {value!r} is not a valid header value")
+
+
+def create_app(
+    dist: str | os.PathLike[str],
+    *,
+    prefix: str | None = None,
+    cors_origin: str | None = "*",
+    resource_policy: str | None = "cross-origin",
+    max_in_flight: int = 1024,
+    shed_retry_after: int = 5,
+    memory_bytes: int = 128 * MiB,
+    memory_file_limit: int = 2 * MiB,
+    reload_interval: float = 1.0,
+    access_log: bool = False,
+    brand: Brand | None = None,
+) -> StaticApp:
+    """The ASGI app serving what ``unblank build`` published in ``dist``.
+
+    - ``prefix``: URL path of the files; ``None`` means ``/static`` when the
+      app is the server's root app and the mount point when it is mounted.
+    - ``cors_origin``: ``Access-Control-Allow-Origin`` (and
+      ``Timing-Allow-Origin``) of every file; ``None`` to send none.
+    - ``resource_policy``: ``Cross-Origin-Resource-Policy``; ``None`` for none.
+    - ``max_in_flight``: beyond this many requests being answered, answer 503
+      with ``Retry-After: shed_retry_after`` and the ``overloaded`` page.
+    - ``memory_bytes``/``memory_file_limit``: the memory tier's capacity and
+      the largest file it holds; larger files are streamed from disk.
+    - ``reload_interval``: seconds between checks for a new generation (0: never).
+    - ``access_log``: one structured record per request on ``unblank.access``.
+
+    Raises :class:`ConfigError` when ``dist`` is not a folder. A folder with no
+    generation yet is served (503, not ready) until ``unblank build`` publishes one.
+    """
+    settings = ServeSettings(
+        dist=Path(dist),
+        prefix=prefix,
+        cors_origin=cors_origin,
+        resource_policy=resource_policy,
+        max_in_flight=max_in_flight,
+        shed_retry_after=shed_retry_after,
+        memory_bytes=memory_bytes,
+        memory_file_limit=memory_file_limit,
+        reload_interval=reload_interval,
+        access_log=access_log,
+        brand=brand,
+    )
+    return StaticApp(settings)
+
+
+class StaticApp:
+    """The ASGI callable; build it with :func:`create_app`."""
+
+    def __init__(self, settings: ServeSettings) -> None:
+        if not settings.dist.is_dir():
+            raise ConfigError(
+                f"{str(settings.dist)!r} is not a folder: pass the DIST of `unblank build SRC DIST`"
+            )
+        self.settings = settings
+        self.stats = Stats()
+        self.policy = HeaderPolicy(
+            cors_origin=settings.cors_origin, resource_policy=settings.resource_policy
+        )
+        self.tier = MemoryTier(
+            capacity=settings.memory_bytes, file_limit=settings.memory_file_limit
+        )
+        self.store = Store(
+            dist=settings.dist,
+            policy=self.policy,
+            stats=self.stats,
+            interval=settings.reload_interval,
+        )
+        self.pages = GuidedPages(PageRenderer(brand=settings.brand))
+        self.in_flight = 0
+        self._negotiated: dict[tuple[bytes | None, tuple[str, ...]], str | bool | None] = {}
+        self._access = settings.access_log
+        self._file_limit = self.tier.file_limit if settings.memory_bytes else -1
+
+    def __repr__(self) -> str:
+        return f"StaticApp({self.settings!r})"
+
+    def close(self) -> None:
+        """Stop watching DIST (tests and embedders; servers exit anyway)."""
+        self.store.close()
+
+    # -- ASGI ----------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "http":
+            if kind == "lifespan":
+                await self._lifespan(receive, send)
+            elif kind == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+            return
+        if not self.store.watching:
+            self.store.watch()
+        started = time.perf_counter()
+        path: str = scope["path"]
+        root_path: str = scope.get("root_path", "")
+        if root_path and path.startswith(root_path):
+            path = path[len(root_path) :]  # mounted: Starlette keeps the full path (get_route_path)
+        prefix = self.settings.prefix
+        if prefix is None:
+            prefix = "" if root_path else "/static"
+        status, coding, sent = 500, None, 0
+        if path.startswith(prefix) and path[len(prefix) : len(prefix) + 1] == "/":
+            relative = path[len(prefix) + 1 :]
+            if relative.startswith("_unblank/") and prefix == "":
+                status, sent = await self._admin(scope, send, relative[9:])
+            else:
+                resource = self.store.table.resources.get(relative)
+                status, coding, sent = await self._file(scope, send, resource, relative)
+        elif path.startswith("/_unblank/"):
+            status, sent = await self._admin(scope, send, path[10:])
+        else:
+            status, sent = await self._error(scope, send, "not-found")
+        elapsed = time.perf_counter() - started
+        self.stats.record(status, coding, sent, elapsed)
+        if self._access:
+            self._log_access(scope, status, coding, sent, elapsed)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.store.watch()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.store.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # -- files -----------------------------------------------------------------
+
+    async def _file(
+        self, scope: Scope, send: Send, resource: Resource | None, relative: str
+    ) -> tuple[int, str | None, int]:
+        method = scope["method"]
+        if method != "GET" and method != "HEAD":
+            status, sent = await self._other_method(scope, send, method)
+            return status, None, sent
+        if resource is None:
+            reason = "bad-request" if _malformed(relative) else self._missing_reason()
+            status, sent = await self._error(scope, send, reason)
+            return status, None, sent
+        if self.in_flight >= self.settings.max_in_flight:
+            status, sent = await self._shed(scope, send)
+            return status, None, sent
+        self.in_flight += 1
+        try:
+            return await self._answer(scope, send, resource, method)
+        finally:
+            self.in_flight -= 1
+
+    def _missing_reason(self) -> str:
+        return "not-found" if self.store.table.manifest is not None else "maintenance"
+
+    async def _answer(
+        self, scope: Scope, send: Send, resource: Resource, method: str
+    ) -> tuple[int, str | None, int]:
+        fields = _NO_FIELDS
+        for name, value in scope["headers"]:
+            if name in _FIELDS:
+                if fields is _NO_FIELDS:
+                    fields = {}
+                known = fields.get(name)
+                fields[name] = value if known is None else known + b", " + value
+        accept_encoding = fields.get(b"accept-encoding")
+        key = (accept_encoding, resource.codings)
+        coding = self._negotiated.get(key, 0)
+        if coding == 0:
+            coding = self._negotiate(key)
+        if coding is False:
+            status, sent = await self._error(scope, send, "bad-request", status=406)
+            return status, None, sent
+        variant = resource.variants[coding]  # type: ignore[index]
+        if fields:
+            verdict = _preconditions(fields, variant, resource, method)
+            if verdict == 304:
+                await send(
+                    {"type": "http.response.start", "status": 304, "headers": variant.not_modified}
+                )
+                await send({"type": "http.response.body", "body": b""})
+                return 304, variant.coding, 0
+            if verdict == 412:
+                status, sent = await self._error(scope, send, "bad-request", status=412)
+                return status, None, sent
+            if method == "GET" and b"range" in fields:
+                ranged = await self._ranges(scope, send, fields, resource, variant)
+                if ranged is not None:
+                    return ranged
+        try:
+            sent = await self._send_variant(scope, send, variant, method)
+        except FileGone:
+            status, sent = await self._error(scope, send, "not-found")
+            return status, None, sent
+        except CorruptFile as exc:
+            logger.error("refusing to serve a damaged file: %s", exc)
+            status, sent = await self._error(scope, send, "server-error")
+            return status, None, sent
+        return 200, variant.coding, sent
+
+    def _negotiate(self, key: tuple[bytes | None, tuple[str, ...]]) -> str | bool | None:
+        header = None if key[0] is None else key[0].decode("latin-1")
+        coding = choose_coding(header, key[1])
+        if len(self._negotiated) >= _NEGOTIATION_MEMO:
+            self._negotiated.clear()
+        self._negotiated[key] = coding
+        return coding
+
+    async def _body(self, variant: Variant) -> bytes | None:
+        """The whole body when it is (or can be) held in memory, else None."""
+        if variant.pinned is not None:
+            return variant.pinned
+        if variant.size > self._file_limit:
+            return None
+        body = self.tier.get(variant)
+        if body is None:
+            body = await anyio.to_thread.run_sync(self.tier.load, variant)
+        return body
+
+    async def _send_variant(self, scope: Scope, send: Send, variant: Variant, method: str) -> int:
+        if method == "HEAD":
+            await send({"type": "http.response.start", "status": 200, "headers": variant.headers})
+            await send({"type": "http.response.body", "body": b""})
+            return 0
+        body = await self._body(variant)
+        if body is not None:
+            await send({"type": "http.response.start", "status": 200, "headers": variant.headers})
+            await send({"type": "http.response.body", "body": body})
+            return len(body)
+        if "http.response.pathsend" in scope.get("extensions", ()):
+            # The server sends the file itself (sendfile): variant.file is the
+            # resolved path, checked to lie inside DIST when it was prepared.
+            await send({"type": "http.response.start", "status": 200, "headers": variant.headers})
+            await send({"type": "http.response.pathsend", "path": variant.file})
+            return variant.size
+        return await self._stream(send, variant, 200, variant.headers, [(0, variant.size)])
+
+    async def _stream(
+        self,
+        send: Send,
+        variant: Variant,
+        status: int,
+        headers: Headers,
+        pieces: list[tuple[int, int] | bytes],
+    ) -> int:
+        """Send literal bytes and (offset, length) pieces of the variant's file."""
+        stream, _ = await anyio.to_thread.run_sync(open_checked, variant)
+        sent = 0
+        try:
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            for piece in pieces:
+                if isinstance(piece, bytes):
+                    await send({"type": "http.response.body", "body": piece, "more_body": True})
+                    sent += len(piece)
+                    continue
+                offset, remaining = piece
+                while remaining > 0:
+                    chunk = await anyio.to_thread.run_sync(
+                        _read_at, stream, offset, min(CHUNK, remaining)
+                    )
+                    if not chunk:
+                        raise CorruptFile(f"{variant.file} ended early")
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    offset += len(chunk)
+                    remaining -= len(chunk)
+                    sent += len(chunk)
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            stream.close()  # type: ignore[attr-defined]
+        return sent
+
+    # -- ranges ------------------------------------------------------------------
+
+    async def _ranges(
+        self,
+        scope: Scope,
+        send: Send,
+        fields: dict[bytes, bytes],
+        resource: Resource,
+        variant: Variant,
+    ) -> tuple[int, str | None, int] | None:
+        """A 206 or 416 answer, or None to answer with the full 200."""
+        # Ranges count bytes of the file itself, as its SRI digest and the
+        # manifest's size do; a client that refuses identity gets the full 200.
+        if variant.coding is not None:
+            if choose_coding(_text(fields.get(b"accept-encoding")), ()) is not None:
+                return None
+            variant = resource.identity
+        if_range = fields.get(b"if-range")
+        if if_range is not None and not _if_range_holds(
+            if_range.decode("latin-1"), variant, resource
+        ):
+            return None
+        try:
+            ranges = parse_ranges(fields[b"range"].decode("latin-1"), variant.size)
+        except RangeNotSatisfiable:
+            extra = [(b"content-range", f"bytes */{variant.size}".encode("ascii"))]
+            status, sent = await self._error(scope, send, "bad-request", status=416, headers=extra)
+            return status, None, sent
+        if ranges is None:
+            return None
+        status, headers, pieces = _partial(variant, resource.content_type, ranges)
+        try:
+            body = await self._body(variant)
+            if body is None:
+                sent = await self._stream(send, variant, status, headers, pieces)
+            else:
+                sent = await _send_pieces(send, status, headers, pieces, body)
+        except FileGone:
+            status, sent = await self._error(scope, send, "not-found")
+            return status, None, sent
+        except CorruptFile as exc:
+            logger.error("refusing to serve a damaged file: %s", exc)
+            status, sent = await self._error(scope, send, "server-error")
+            return status, None, sent
+        return status, None, sent
+
+    # -- everything else -----------------------------------------------------------
+
+    async def _other_method(self, scope: Scope, send: Send, method: str) -> tuple[int, int]:
+        if method == "OPTIONS":
+            headers: Headers = [(b"allow", ALLOW), (b"content-length", b"0")]
+            if self.settings.cors_origin is not None:
+                headers += [
+                    (b"access-control-allow-origin", self.settings.cors_origin.encode("latin-1")),
+                    (b"access-control-allow-methods", ALLOW),
+                    (b"access-control-max-age", b"86400"),
+                ]
+                for name, value in scope["headers"]:
+                    if name == b"access-control-request-headers" and len(value) <= 1024:
+                        headers.append((b"access-control-allow-headers", value))
+            await send({"type": "http.response.start", "status": 204, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return 204, 0
+        return await self._error(
+            scope, send, "bad-request", status=405, headers=[(b"allow", ALLOW)]
+        )
+
+    async def _shed(self, scope: Scope, send: Send) -> tuple[int, int]:
+        self.stats.shed += 1
+        return await self._error(
+            scope, send, "overloaded", retry_after=self.settings.shed_retry_after
+        )
+
+    async def _error(
+        self,
+        scope: Scope,
+        send: Send,
+        reason: str,
+        *,
+        status: int | None = None,
+        headers: Headers | None = None,
+        retry_after: int | None = None,
+    ) -> tuple[int, int]:
+        """Answer with a guided page; returns (status, body bytes sent)."""
+        wanted: dict[bytes, str] = {}
+        for name, value in scope["headers"]:
+            if name in (b"accept", b"accept-language", b"x-request-id") and name not in wanted:
+                wanted[name] = value.decode("latin-1")
+        if reason == "maintenance" and retry_after is None:
+            retry_after = 10  # no generation yet: a deploy is under way
+        answer = self.pages.answer(
+            reason,
+            status=status,
+            accept=wanted.get(b"accept"),
+            accept_language=wanted.get(b"accept-language"),
+            request_id=wanted.get(b"x-request-id"),
+            method=scope["method"],
+            retry_after=retry_after,
+            headers=headers,
+        )
+        head = scope["method"] == "HEAD"
+        await send(
+            {"type": "http.response.start", "status": answer.status, "headers": answer.headers}
+        )
+        await send({"type": "http.response.body", "body": b"" if head else answer.body})
+        return answer.status, 0 if head else len(answer.body)
+
+    async def _admin(self, scope: Scope, send: Send, name: str) -> tuple[int, int]:
+        method = scope["method"]
+        if name == "manifest.json":
+            table = self.store.table
+            if table.manifest_resource is None:
+                return await self._error(scope, send, "maintenance")
+            status, _, sent = await self._file(scope, send, table.manifest_resource, name)
+            return status, sent
+        if method not in ("GET", "HEAD"):
+            return await self._other_method(scope, send, method)
+        if name in ("health", "health/ready", "health/live"):
+            return await self._health(scope, send, live=name == "health/live")
+        if name == "metrics":
+            body = exposition(self.stats, self._gauges)
+            return await _plain(scope, send, 200, METRICS_TYPE, body)
+        if name.startswith("pages/") and name[6:] in REASONS:
+            answer = self.pages.answer(
+                name[6:],
+                status=200,
+                accept=_header(scope, b"accept"),
+                accept_language=_header(scope, b"accept-language"),
+                request_id=_header(scope, b"x-request-id"),
+            )
+            head = method == "HEAD"
+            await send({"type": "http.response.start", "status": 200, "headers": answer.headers})
+            await send({"type": "http.response.body", "body": b"" if head else answer.body})
+            return 200, 0 if head else len(answer.body)
+        return await self._error(scope, send, "not-found")
+
+    async def _health(self, scope: Scope, send: Send, *, live: bool) -> tuple[int, int]:
+        table = self.store.table
+        ready = table.manifest is not None
+        report: dict[str, object] = {
+            "status": "ok" if live or ready else "unavailable",
+            "ready": ready,
+            "generation": table.manifest.generation if table.manifest else None,
+            "generations": list(table.generations),
+            "files": len(table.resources),
+            "in_flight": self.in_flight,
+        }
+        if not ready:
+            report["problem"] = table.error
+        status = 200 if live or ready else 503
+        body = json.dumps(report).encode("utf-8")
+        return await _plain(scope, send, status, "application/json", body)
+
+    def _gauges(self) -> Gauges:
+        table = self.store.table
+        return Gauges(
+            tier_hits=self.tier.hits,
+            tier_misses=self.tier.misses,
+            tier_bytes=self.tier.used,
+            in_flight=self.in_flight,
+            generation=table.manifest.generation if table.manifest else None,
+            generations=len(table.generations),
+        )
+
+    def _log_access(
+        self, scope: Scope, status: int, coding: str | None, sent: int, elapsed: float
+    ) -> None:
+        client = scope.get("client")
+        query = scope.get("query_string", b"")
+        access_logger.info(
+            "%s %s %d",
+            scope["method"],
+            scope["path"],
+            status,
+            extra={
+                "http": {
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "query": query.decode("latin-1") if query else None,
+                    "status": status,
+                    "encoding": coding or "identity",
+                    "bytes": sent,
+                    "duration_ms": round(elapsed * 1000, 3),
+                    "client": f"{client[0]}:{client[1]}" if client else None,
+                    "user_agent": _header(scope, b"user-agent"),
+                    "request_id": _header(scope, b"x-request-id"),
+                }
+            },
+        )
+
+
+# -- helpers ---------------------------------------------------------------------
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("latin-1")
+
+
+def _header(scope: Scope, wanted: bytes) -> str | None:
+    for name, value in scope["headers"]:
+        if name == wanted:
+            return str(value.decode("latin-1"))[:1024]
+    return None
+
+
+def _malformed(relative: str) -> bool:
+    """Paths no published file can have: traversal, NUL, backslashes, bad UTF-8."""
+    if "\0" in relative or "\\" in relative or "\ufffd" in relative:
+        return True
+    return any(part in ("", ".", "..") for part in relative.split("/")) or relative.startswith("/")
+
+
+def _preconditions(
+    fields: dict[bytes, bytes], variant: Variant, resource: Resource, method: str
+) -> int | None:
+    """304, 412 or None (go on), in the order of RFC 9110 §13.2.2."""
+    if_match = fields.get(b"if-match")
+    if if_match is not None:
+        if not etag_matches(if_match.decode("latin-1"), variant.etag, weak=False):
+            return 412
+    else:
+        since = fields.get(b"if-unmodified-since")
+        if since is not None:
+            when = parse_http_date(since.decode("latin-1"))
+            if when is not None and resource.last_modified > when:
+                return 412
+    if_none_match = fields.get(b"if-none-match")
+    if if_none_match is not None:
+        if etag_matches(if_none_match.decode("latin-1"), variant.etag, weak=True):
+            return 304  # GET and HEAD are the only methods that reach here
+        return None
+    modified_since = fields.get(b"if-modified-since")
+    if modified_since is not None:
+        when = parse_http_date(modified_since.decode("latin-1"))
+        if when is not None and resource.last_modified <= when:
+            return 304
+    return None
+
+
+def _if_range_holds(value: str, variant: Variant, resource: Resource) -> bool:
+    """RFC 9110 §13.1.5: a strong entity tag, or exactly the Last-Modified date."""
+    value = value.strip(" \t")
+    if value.startswith(('"', "W/")):
+        return value == variant.etag
+    when = parse_http_date(value)
+    return when is not None and int(when) == resource.last_modified
+
+
+def _partial(
+    variant: Variant, content_type: str, ranges: list[ByteRange]
+) -> tuple[int, Headers, list[tuple[int, int] | bytes]]:
+    """Status, headers and pieces of a 206: one range plainly, several as
+    ``multipart/byteranges`` (RFC 9110 §14.6)."""
+    if len(ranges) == 1:
+        only = ranges[0]
+        headers = [
+            (b"content-type", content_type.encode("latin-1")),
+            (b"content-range", only.content_range(variant.size).encode("ascii")),
+            (b"content-length", str(only.length).encode("ascii")),
+            *variant.partial,
+        ]
+        return 206, headers, [(only.first, only.length)]
+    boundary = secrets.token_hex(16)
+    pieces: list[tuple[int, int] | bytes] = []
+    length = 0
+    for i, one in enumerate(ranges):
+        head = (
+            f"{'' if i == 0 else chr(13) + chr(10)}--{boundary}\r\n"
+            f"Content-Type: {content_type}\r\n"
+            f"Content-Range: {one.content_range(variant.size)}\r\n\r\n"
+        ).encode("latin-1")
+        pieces += [head, (one.first, one.length)]
+        length += len(head) + one.length
+    tail = f"\r\n--{boundary}--\r\n".encode("ascii")
+    pieces.append(tail)
+    length += len(tail)
+    headers = [
+        (b"content-type", f"multipart/byteranges; boundary={boundary}".encode("ascii")),
+        (b"content-length", str(length).encode("ascii")),
+        *variant.partial,
+    ]
+    return 206, headers, pieces
+
+
+async def _send_pieces(
+    send: Send,
+    status: int,
+    headers: Headers,
+    pieces: list[tuple[int, int] | bytes],
+    body: bytes,
+) -> int:
+    out = b"".join(
+        piece if isinstance(piece, bytes) else body[piece[0] : piece[0] + piece[1]]
+        for piece in pieces
+    )
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": out})
+    return len(out)
+
+
+async def _plain(
+    scope: Scope, send: Send, status: int, content_type: str, body: bytes
+) -> tuple[int, int]:
+    headers = [
+        (b"content-type", content_type.encode("latin-1")),
+        (b"content-length", str(len(body)).encode("ascii")),
+        (b"cache-control", b"no-store"),
+        (b"x-content-type-options", b"nosniff"),
+    ]
+    head = scope["method"] == "HEAD"
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if head else body})
+    return status, 0 if head else len(body)
+
+
+def _read_at(stream: Any, offset: int, size: int) -> bytes:
+    stream.seek(offset)
+    return bytes(stream.read(size))
