@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -27,7 +27,9 @@ class _Server(uvicorn.Server):
 
 
 @contextmanager
-def serve_in_thread(app: Any, *, lifespan: str = "on", **config: Any) -> Iterator[str]:
+def serve_in_thread(
+    app: Any, *, lifespan: Literal["auto", "on", "off"] = "on", **config: Any
+) -> Iterator[str]:
     """Serve ``app`` until the block ends; yields ``http://127.0.0.1:<port>``."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
