@@ -29,10 +29,11 @@ import json
 import logging
 import os
 import secrets
-import time
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from time import perf_counter
 from typing import Any, Final
 
 import anyio.to_thread
@@ -48,8 +49,8 @@ from unblank_server.http import (
     parse_http_date,
     parse_ranges,
 )
+from unblank_server.metrics import BOUNDS, Gauges, Stats, exposition
 from unblank_server.metrics import CONTENT_TYPE as METRICS_TYPE
-from unblank_server.metrics import Gauges, Stats, exposition
 from unblank_server.resources import (
     CorruptFile,
     FileGone,
@@ -85,9 +86,6 @@ _FIELDS: Final = frozenset(
         b"if-unmodified-since",
         b"range",
         b"if-range",
-        b"accept",
-        b"accept-language",
-        b"x-request-id",
     }
 )
 _CONDITIONS: Final = (b"if-none-match", b"if-modified-since", b"if-match", b"if-unmodified-since")
@@ -112,10 +110,11 @@ class ServeSettings:
     brand: Brand | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.prefix is not None and (
-            self.prefix == "/" or (self.prefix and not self.prefix.startswith("/"))
-        ):
-            raise ConfigError(f"prefix {self.prefix!r} must be empty or start with '/'")
+        if self.prefix and (not self.prefix.startswith("/") or self.prefix.endswith("/")):
+            # "/assets/" would match no request: files are at <prefix>/<path>.
+            raise ConfigError(
+                f"prefix {self.prefix!r} must be empty or start with '/' and not end with one"
+            )
         for name in ("max_in_flight", "memory_bytes", "memory_file_limit"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative")
@@ -203,6 +202,9 @@ class StaticApp:
         self._negotiated: dict[tuple[bytes | None, tuple[str, ...]], str | bool | None] = {}
         self._access = settings.access_log
         self._file_limit = self.tier.file_limit if settings.memory_bytes else -1
+        self._cache = self.tier.cache
+        self._max_in_flight = settings.max_in_flight
+        self._prefix_slash = ("/static" if settings.prefix is None else settings.prefix) + "/"
 
     def __repr__(self) -> str:
         return f"StaticApp({self.settings!r})"
@@ -214,39 +216,118 @@ class StaticApp:
     # -- ASGI ----------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind != "http":
-            if kind == "lifespan":
-                await self._lifespan(receive, send)
-            elif kind == "websocket":
-                await send({"type": "websocket.close", "code": 1008})
+        if scope["type"] != "http":
+            await self._not_http(scope, receive, send)
             return
-        if not self.store.watching:
-            self.store.watch()
-        started = time.perf_counter()
+        store = self.store
+        if not store.watching:
+            store.watch()
+        started = perf_counter()
         path: str = scope["path"]
-        root_path: str = scope.get("root_path", "")
-        if root_path and path.startswith(root_path):
-            path = path[len(root_path) :]  # mounted: Starlette keeps the full path (get_route_path)
-        prefix = self.settings.prefix
-        if prefix is None:
-            prefix = "" if root_path else "/static"
-        status, coding, sent = 500, None, 0
-        if path.startswith(prefix) and path[len(prefix) : len(prefix) + 1] == "/":
-            relative = path[len(prefix) + 1 :]
-            if relative.startswith("_unblank/") and prefix == "":
+        root_path: str | None = scope.get("root_path")
+        if root_path:
+            path, prefix = self._mounted(path, root_path)
+        else:
+            prefix = self._prefix_slash
+        status, coding, sent = 500, "identity", 0
+        if path.startswith(prefix):
+            relative = path[len(prefix) :]
+            resource = store.table.resources.get(relative)
+            method = scope["method"]
+            # The hot path: a GET or HEAD of a prepared file, answered from
+            # prepared headers and, for bodies in memory, without any I/O.
+            if (
+                resource is not None
+                and (method == "GET" or method == "HEAD")
+                and self.in_flight < self._max_in_flight
+            ):
+                fields = _NO_FIELDS
+                for name, value in scope["headers"]:
+                    if name in _FIELDS:
+                        if fields is _NO_FIELDS:
+                            fields = {}
+                        known = fields.get(name)
+                        fields[name] = value if known is None else known + b", " + value
+                key = (fields.get(b"accept-encoding"), resource.codings)
+                chosen = self._negotiated.get(key, 0)
+                if chosen == 0:
+                    chosen = self._negotiate(key)
+                variant = resource.variants.get(chosen)  # type: ignore[arg-type]
+                others = len(fields) - (key[0] is not None)  # fields besides Accept-Encoding
+                if variant is None or (
+                    others and not (others == 1 and fields.get(b"if-none-match") == variant.tag)
+                ):
+                    status, coding, sent = await self._answer(scope, send, resource, method, fields)
+                elif others:
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": 304,
+                            "headers": variant.not_modified,
+                        }
+                    )
+                    await send({"type": "http.response.body", "body": b""})
+                    status, coding = 304, variant.label
+                elif method == "HEAD" or (body := self._resident(variant)) is None:
+                    status, coding, sent = await self._answer(scope, send, resource, method, fields)
+                else:
+                    self.in_flight += 1
+                    try:
+                        await send(
+                            {
+                                "type": "http.response.start",
+                                "status": 200,
+                                "headers": variant.headers,
+                            }
+                        )
+                        await send({"type": "http.response.body", "body": body})
+                    finally:
+                        self.in_flight -= 1
+                    status, coding, sent = 200, variant.label, len(body)
+            elif prefix == "/" and relative.startswith("_unblank/"):
                 status, sent = await self._admin(scope, send, relative[9:])
             else:
-                resource = self.store.table.resources.get(relative)
                 status, coding, sent = await self._file(scope, send, resource, relative)
         elif path.startswith("/_unblank/"):
             status, sent = await self._admin(scope, send, path[10:])
         else:
             status, sent = await self._error(scope, send, "not-found")
-        elapsed = time.perf_counter() - started
-        self.stats.record(status, coding, sent, elapsed)
+        elapsed = perf_counter() - started
+        stats = self.stats
+        counted = (status, coding)
+        requests = stats.requests
+        requests[counted] = requests.get(counted, 0) + 1
+        stats.bytes_sent += sent
+        stats.buckets[bisect_left(BOUNDS, elapsed)] += 1
+        stats.seconds_total += elapsed
         if self._access:
             self._log_access(scope, status, coding, sent, elapsed)
+
+    def _resident(self, variant: Variant) -> bytes | None:
+        """The body if it is in memory now (a pinned body or a memory-tier hit)."""
+        if variant.pinned is not None:
+            return variant.pinned
+        if variant.size > self._file_limit:
+            return None
+        body = self._cache.get(variant.file)  # type: ignore[arg-type]  # pinned when None
+        if body is None:
+            return None
+        self.tier.hits += 1
+        return body
+
+    def _mounted(self, path: str, root_path: str) -> tuple[str, str]:
+        """The route path and prefix of a mounted app (Starlette's ``get_route_path``)."""
+        if path.startswith(root_path) and path[len(root_path) : len(root_path) + 1] in ("/", ""):
+            path = path[len(root_path) :]
+        if self.settings.prefix is None:
+            return path, "/"
+        return path, self._prefix_slash
+
+    async def _not_http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -263,21 +344,21 @@ class StaticApp:
 
     async def _file(
         self, scope: Scope, send: Send, resource: Resource | None, relative: str
-    ) -> tuple[int, str | None, int]:
+    ) -> tuple[int, str, int]:
         method = scope["method"]
         if method != "GET" and method != "HEAD":
             status, sent = await self._other_method(scope, send, method)
-            return status, None, sent
+            return status, "identity", sent
         if resource is None:
             reason = "bad-request" if _malformed(relative) else self._missing_reason()
             status, sent = await self._error(scope, send, reason)
-            return status, None, sent
+            return status, "identity", sent
         if self.in_flight >= self.settings.max_in_flight:
             status, sent = await self._shed(scope, send)
-            return status, None, sent
+            return status, "identity", sent
         self.in_flight += 1
         try:
-            return await self._answer(scope, send, resource, method)
+            return await self._answer(scope, send, resource, method, None)
         finally:
             self.in_flight -= 1
 
@@ -285,15 +366,15 @@ class StaticApp:
         return "not-found" if self.store.table.manifest is not None else "maintenance"
 
     async def _answer(
-        self, scope: Scope, send: Send, resource: Resource, method: str
-    ) -> tuple[int, str | None, int]:
-        fields = _NO_FIELDS
-        for name, value in scope["headers"]:
-            if name in _FIELDS:
-                if fields is _NO_FIELDS:
-                    fields = {}
-                known = fields.get(name)
-                fields[name] = value if known is None else known + b", " + value
+        self,
+        scope: Scope,
+        send: Send,
+        resource: Resource,
+        method: str,
+        fields: dict[bytes, bytes] | None,
+    ) -> tuple[int, str, int]:
+        if fields is None:
+            fields = _request_fields(scope)
         accept_encoding = fields.get(b"accept-encoding")
         key = (accept_encoding, resource.codings)
         coding = self._negotiated.get(key, 0)
@@ -301,7 +382,7 @@ class StaticApp:
             coding = self._negotiate(key)
         if coding is False:
             status, sent = await self._error(scope, send, "bad-request", status=406)
-            return status, None, sent
+            return status, "identity", sent
         variant = resource.variants[coding]  # type: ignore[index]
         if fields:
             verdict = _preconditions(fields, variant, resource, method)
@@ -310,10 +391,10 @@ class StaticApp:
                     {"type": "http.response.start", "status": 304, "headers": variant.not_modified}
                 )
                 await send({"type": "http.response.body", "body": b""})
-                return 304, variant.coding, 0
+                return 304, variant.label, 0
             if verdict == 412:
                 status, sent = await self._error(scope, send, "bad-request", status=412)
-                return status, None, sent
+                return status, "identity", sent
             if method == "GET" and b"range" in fields:
                 ranged = await self._ranges(scope, send, fields, resource, variant)
                 if ranged is not None:
@@ -322,12 +403,12 @@ class StaticApp:
             sent = await self._send_variant(scope, send, variant, method)
         except FileGone:
             status, sent = await self._error(scope, send, "not-found")
-            return status, None, sent
+            return status, "identity", sent
         except CorruptFile as exc:
             logger.error("refusing to serve a damaged file: %s", exc)
             status, sent = await self._error(scope, send, "server-error")
-            return status, None, sent
-        return 200, variant.coding, sent
+            return status, "identity", sent
+        return 200, variant.label, sent
 
     def _negotiate(self, key: tuple[bytes | None, tuple[str, ...]]) -> str | bool | None:
         header = None if key[0] is None else key[0].decode("latin-1")
@@ -409,7 +490,7 @@ class StaticApp:
         fields: dict[bytes, bytes],
         resource: Resource,
         variant: Variant,
-    ) -> tuple[int, str | None, int] | None:
+    ) -> tuple[int, str, int] | None:
         """A 206 or 416 answer, or None to answer with the full 200."""
         # Ranges count bytes of the file itself, as its SRI digest and the
         # manifest's size do; a client that refuses identity gets the full 200.
@@ -427,7 +508,7 @@ class StaticApp:
         except RangeNotSatisfiable:
             extra = [(b"content-range", f"bytes */{variant.size}".encode("ascii"))]
             status, sent = await self._error(scope, send, "bad-request", status=416, headers=extra)
-            return status, None, sent
+            return status, "identity", sent
         if ranges is None:
             return None
         status, headers, pieces = _partial(variant, resource.content_type, ranges)
@@ -439,18 +520,19 @@ class StaticApp:
                 sent = await _send_pieces(send, status, headers, pieces, body)
         except FileGone:
             status, sent = await self._error(scope, send, "not-found")
-            return status, None, sent
+            return status, "identity", sent
         except CorruptFile as exc:
             logger.error("refusing to serve a damaged file: %s", exc)
             status, sent = await self._error(scope, send, "server-error")
-            return status, None, sent
-        return status, None, sent
+            return status, "identity", sent
+        return status, "identity", sent
 
     # -- everything else -----------------------------------------------------------
 
     async def _other_method(self, scope: Scope, send: Send, method: str) -> tuple[int, int]:
         if method == "OPTIONS":
-            headers: Headers = [(b"allow", ALLOW), (b"content-length", b"0")]
+            # No Content-Length: RFC 9110 §8.6 forbids it in a 204.
+            headers: Headers = [(b"allow", ALLOW)]
             if self.settings.cors_origin is not None:
                 headers += [
                     (b"access-control-allow-origin", self.settings.cors_origin.encode("latin-1")),
@@ -592,6 +674,16 @@ class StaticApp:
 
 
 # -- helpers ---------------------------------------------------------------------
+
+
+def _request_fields(scope: Scope) -> dict[bytes, bytes]:
+    """The request fields the server reads, repeated ones joined as a list."""
+    fields: dict[bytes, bytes] = {}
+    for name, value in scope["headers"]:
+        if name in _FIELDS:
+            known = fields.get(name)
+            fields[name] = value if known is None else known + b", " + value
+    return fields
 
 
 def _text(value: bytes | None) -> str | None:

@@ -87,7 +87,7 @@ def choose_coding(accept_encoding: str | None, available: tuple[str, ...]) -> st
 def _entity_tags(field: str) -> list[str] | None:
     """The entity tags of an ``If-None-Match``/``If-Match`` list; None when malformed."""
     tags: list[str] = []
-    rest = field.strip(" \t")
+    rest = field.strip(" \t").lstrip(" \t,")  # RFC 9110 §5.6.1.2: empty elements are ignored
     while rest:
         weak = rest.startswith("W/")
         if weak:
@@ -133,8 +133,8 @@ def etag_matches(field: str, etag: str, *, weak: bool) -> bool:
 
 def parse_http_date(field: str) -> float | None:
     """An HTTP-date as a POSIX timestamp; None when it is not one (RFC 9110 §5.6.7)."""
-    if len(field) > 64:
-        return None
+    if len(field) > 64 or field.count(",") > 1:
+        return None  # RFC 9110 §13.1.3: a field of several dates is ignored
     try:
         when = parsedate_to_datetime(field)
     except (TypeError, ValueError, IndexError, OverflowError):
@@ -232,12 +232,15 @@ def _digits(text: str) -> bool:
 
 
 def _coalesce(ranges: list[ByteRange]) -> list[ByteRange]:
-    ranges = sorted(ranges, key=lambda r: r.first)
-    out = [ranges[0]]
-    for current in ranges[1:]:
-        previous = out[-1]
-        if current.first <= previous.last + 1:
-            out[-1] = ByteRange(previous.first, max(previous.last, current.last))
+    """Ranges that overlap or touch merged into one; the others keep the order
+    the client asked for them in (RFC 9110 §14.6: parts SHOULD come in that order)."""
+    merged: list[tuple[int, ByteRange]] = []  # (position of its first range in the field, range)
+    for position, current in sorted(enumerate(ranges), key=lambda item: item[1].first):
+        if merged and current.first <= merged[-1][1].last + 1:
+            asked, previous = merged[-1]
+            last = max(previous.last, current.last)
+            merged[-1] = (min(asked, position), ByteRange(previous.first, last))
         else:
-            out.append(current)
-    return out
+            merged.append((position, current))
+    merged.sort(key=lambda item: item[0])
+    return [one for _, one in merged]

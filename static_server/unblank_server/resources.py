@@ -96,6 +96,8 @@ class Variant:
     partial: Headers  # what a 206 carries besides Content-Range/Length/Type
     integrity: str  # of the decoded content, as the manifest says
     pinned: bytes | None = None  # bodies the server made itself (the manifest)
+    tag: bytes = b""  # the entity tag as it appears on the wire
+    label: str = "identity"  # the coding's name in metrics and logs
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -181,6 +183,8 @@ def _build(
         partial=common,
         integrity=asset_integrity,
         pinned=pinned,
+        tag=etag.encode("ascii"),
+        label=coding or "identity",
     )
 
 
@@ -290,14 +294,14 @@ class MemoryTier:
             raise ValueError("memory tier sizes must not be negative")
         self.capacity = capacity
         self.file_limit = min(file_limit, capacity)
-        self._cache: LRUCache[str, bytes] = LRUCache(maxsize=max(capacity, 1), getsizeof=len)
+        self.cache: LRUCache[str, bytes] = LRUCache(maxsize=max(capacity, 1), getsizeof=len)
         self._lock = threading.Lock()  # loads happen in worker threads
         self.hits = 0
         self.misses = 0
 
     @property
     def used(self) -> int:
-        return int(self._cache.currsize)
+        return int(self.cache.currsize)
 
     def holds(self, variant: Variant) -> bool:
         """Whether this variant's body is kept in memory once loaded."""
@@ -306,7 +310,7 @@ class MemoryTier:
     def get(self, variant: Variant) -> bytes | None:
         if variant.pinned is not None:
             return variant.pinned
-        body = self._cache.get(variant.file)  # type: ignore[arg-type]
+        body = self.cache.get(variant.file)  # type: ignore[arg-type]
         if body is None:
             self.misses += 1
         else:
@@ -317,12 +321,12 @@ class MemoryTier:
         """Read, verify and keep the body (runs in a worker thread)."""
         body = read_verified(variant)
         with self._lock:
-            self._cache[variant.file] = body  # type: ignore[index]
+            self.cache[variant.file] = body  # type: ignore[index]
         return body
 
     def clear(self) -> None:
         with self._lock:
-            self._cache.clear()
+            self.cache.clear()
 
 
 def read_verified(variant: Variant) -> bytes:

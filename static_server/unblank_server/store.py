@@ -63,6 +63,7 @@ class Store:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.watching = False  # read on every request: a plain attribute
         self.reload()
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _forget_thread(ref))
@@ -175,10 +176,6 @@ class Store:
 
     # -- watching ----------------------------------------------------------
 
-    @property
-    def watching(self) -> bool:
-        return self._thread is not None
-
     def watch(self) -> None:
         """Start checking DIST every ``interval`` seconds in a daemon thread."""
         with self._lock:
@@ -187,6 +184,7 @@ class Store:
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="unblank-reload", daemon=True)
             self._thread.start()
+            self.watching = True
 
     def close(self) -> None:
         """Stop the watcher thread, if any."""
@@ -195,6 +193,7 @@ class Store:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)
         self._thread = None
+        self.watching = False
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -221,4 +220,5 @@ def _forget_thread(ref: weakref.ReferenceType[Store]) -> None:
     store = ref()
     if store is not None:
         store._thread = None
+        store.watching = False
         store._lock = threading.Lock()
