@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import secrets
+import stat
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -442,6 +443,8 @@ class StaticApp:
         if "http.response.pathsend" in scope.get("extensions", ()):
             # The server sends the file itself (sendfile): variant.file is the
             # resolved path, checked to lie inside DIST when it was prepared.
+            # The server opens it following links: check it is still that file.
+            _check_in_place(variant)
             await send({"type": "http.response.start", "status": 200, "headers": variant.headers})
             await send({"type": "http.response.pathsend", "path": variant.file})
             return variant.size
@@ -471,7 +474,12 @@ class StaticApp:
                         _read_at, stream, offset, min(CHUNK, remaining)
                     )
                     if not chunk:
-                        raise CorruptFile(f"{variant.file} ended early")
+                        # Too late for an error page (the status is sent) and a
+                        # second http.response.start would break the protocol:
+                        # leave the response incomplete, so the server closes
+                        # the connection and the client sees the short body.
+                        logger.error("%s ended early: response cut short", variant.file)
+                        return sent
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                     offset += len(chunk)
                     remaining -= len(chunk)
@@ -805,6 +813,19 @@ async def _plain(
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head else body})
     return status, 0 if head else len(body)
+
+
+def _check_in_place(variant: Variant) -> None:
+    """Raise unless the variant's path is still a regular file (not a symbolic
+    link put there since it was prepared, not removed) of the expected size."""
+    try:
+        st = os.lstat(variant.file)  # type: ignore[arg-type]  # pinned bodies never get here
+    except (OSError, TypeError) as exc:
+        raise FileGone(str(variant.file)) from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise FileGone(f"{variant.file} is no longer a regular file")
+    if st.st_size != variant.size:
+        raise CorruptFile(f"{variant.file}: {st.st_size} bytes, expected {variant.size}")
 
 
 def _read_at(stream: Any, offset: int, size: int) -> bytes:

@@ -78,7 +78,11 @@ def choose_coding(accept_encoding: str | None, available: tuple[str, ...]) -> st
         if weight > best_weight:
             best, best_weight = coding, weight
     # identity is acceptable unless refused explicitly or through "*;q=0".
-    identity = weights.get("identity", star if star is not None else 1.0)
+    identity = weights.get("identity", star)
+    if identity is None:
+        # Not mentioned: acceptable, but it has no weight to compete with, so a
+        # listed coding wins whatever its q ("gzip;q=0.5" still asks for gzip).
+        return None if best is False else best
     if identity > best_weight or (best is False and identity > 0):
         return None
     return best
@@ -189,6 +193,8 @@ def parse_ranges(field: str, size: int) -> list[ByteRange] | None:
     unit, sep, spec = field.partition("=")
     if not sep or unit.strip(" \t").lower() != "bytes":
         return None
+    if not spec.strip(" \t,"):
+        return None  # "bytes=" names no range (range-set is 1#range-spec): invalid, ignored
     parts = spec.split(",")
     if len(parts) > MAX_RANGES:
         return None
