@@ -198,7 +198,11 @@ class StaticApp:
             stats=self.stats,
             interval=settings.reload_interval,
         )
-        self.pages = GuidedPages(PageRenderer(brand=settings.brand))
+        # Error pages carry the CORS headers too: a page on another origin
+        # loading a missing file with `crossorigin` must see the 404, not a
+        # CORS failure that hides it (guided pages set nosniff themselves).
+        cors = [h for h in self.policy.extra() if h[0] != b"x-content-type-options"]
+        self.pages = GuidedPages(PageRenderer(brand=settings.brand), extra_headers=cors)
         self.in_flight = 0
         self._negotiated: dict[tuple[bytes | None, tuple[str, ...]], str | bool | None] = {}
         self._access = settings.access_log
@@ -258,7 +262,7 @@ class StaticApp:
                 if variant is None or (
                     others and not (others == 1 and fields.get(b"if-none-match") == variant.tag)
                 ):
-                    status, coding, sent = await self._answer(scope, send, resource, method, fields)
+                    status, coding, sent = await self._admit(scope, send, resource, method, fields)
                 elif others:
                     await send(
                         {
@@ -270,7 +274,7 @@ class StaticApp:
                     await send({"type": "http.response.body", "body": b""})
                     status, coding = 304, variant.label
                 elif method == "HEAD" or (body := self._resident(variant)) is None:
-                    status, coding, sent = await self._answer(scope, send, resource, method, fields)
+                    status, coding, sent = await self._admit(scope, send, resource, method, fields)
                 else:
                     self.in_flight += 1
                     try:
@@ -357,9 +361,20 @@ class StaticApp:
         if self.in_flight >= self.settings.max_in_flight:
             status, sent = await self._shed(scope, send)
             return status, "identity", sent
+        return await self._admit(scope, send, resource, method, None)
+
+    async def _admit(
+        self,
+        scope: Scope,
+        send: Send,
+        resource: Resource,
+        method: str,
+        fields: dict[bytes, bytes] | None,
+    ) -> tuple[int, str, int]:
+        """Answer while counted in flight: a streamed file holds its place until sent."""
         self.in_flight += 1
         try:
-            return await self._answer(scope, send, resource, method, None)
+            return await self._answer(scope, send, resource, method, fields)
         finally:
             self.in_flight -= 1
 
