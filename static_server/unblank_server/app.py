@@ -273,9 +273,19 @@ class StaticApp:
                     )
                     await send({"type": "http.response.body", "body": b""})
                     status, coding = 304, variant.label
-                elif method == "HEAD" or (body := self._resident(variant)) is None:
+                elif (
+                    method == "HEAD"
+                    or (
+                        body := variant.pinned
+                        if variant.pinned is not None
+                        else self._cache.get(variant.file)  # type: ignore[arg-type]
+                    )
+                    is None
+                ):
                     status, coding, sent = await self._admit(scope, send, resource, method, fields)
                 else:
+                    if variant.pinned is None:
+                        self.tier.hits += 1
                     self.in_flight += 1
                     try:
                         await send(
@@ -307,18 +317,6 @@ class StaticApp:
         stats.seconds_total += elapsed
         if self._access:
             self._log_access(scope, status, coding, sent, elapsed)
-
-    def _resident(self, variant: Variant) -> bytes | None:
-        """The body if it is in memory now (a pinned body or a memory-tier hit)."""
-        if variant.pinned is not None:
-            return variant.pinned
-        if variant.size > self._file_limit:
-            return None
-        body = self._cache.get(variant.file)  # type: ignore[arg-type]  # pinned when None
-        if body is None:
-            return None
-        self.tier.hits += 1
-        return body
 
     def _mounted(self, path: str, root_path: str) -> tuple[str, str]:
         """The route path and prefix of a mounted app (Starlette's ``get_route_path``)."""

@@ -157,15 +157,22 @@ def _build(
     asset_integrity: str,
     pinned: bytes | None = None,
 ) -> Variant:
-    validators: Headers = [
+    # RFC 9110 §15.4.5: a 304 carries what a cache needs to update the response
+    # it holds (ETag, Cache-Control, Vary) and nothing it already has.
+    not_modified: Headers = [
         (b"etag", etag.encode("ascii")),
-        (b"last-modified", last_modified.encode("ascii")),
         (b"cache-control", cache_control.encode("ascii")),
     ]
     if vary:
-        validators.append((b"vary", b"Accept-Encoding"))
-    validators += policy
-    common = [(b"accept-ranges", b"bytes"), *validators]
+        not_modified.append((b"vary", b"Accept-Encoding"))
+    not_modified += [header for header in policy if header[0] == b"vary"]
+    # No Accept-Ranges: RFC 9110 §14.3 makes it optional, clients send Range
+    # anyway, and each header costs the ASGI server time on every response.
+    common = [
+        (b"last-modified", last_modified.encode("ascii")),
+        *not_modified,
+        *(header for header in policy if header[0] != b"vary"),
+    ]
     full = [
         (b"content-type", content_type.encode("latin-1")),
         (b"content-length", str(size).encode("ascii")),
@@ -179,7 +186,7 @@ def _build(
         size=size,
         etag=etag,
         headers=full,
-        not_modified=validators,
+        not_modified=not_modified,
         partial=common,
         integrity=asset_integrity,
         pinned=pinned,
