@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test check pytest bootstrap system-deps bench clean
+.PHONY: demo test check pytest bootstrap system-deps bench bench-serve clean
 
 demo: bootstrap
 	$(BIN)/python examples/demo.py
@@ -29,6 +29,9 @@ system-deps:
 
 bench: bootstrap
 	$(BIN)/python benchmarks/build.py
+
+bench-serve: bootstrap
+	$(BIN)/python benchmarks/serve.py
 
 clean:
 	rm -rf .venv .cache examples/demo_dist .mypy_cache .ruff_cache .pytest_cache
