@@ -37,6 +37,7 @@ from pathlib import Path
 from time import perf_counter
 from typing import Any, Final
 
+import anyio
 import anyio.to_thread
 
 from unblank_pages import REASONS, Brand, PageRenderer
@@ -204,6 +205,7 @@ class StaticApp:
         cors = [h for h in self.policy.extra() if h[0] != b"x-content-type-options"]
         self.pages = GuidedPages(PageRenderer(brand=settings.brand), extra_headers=cors)
         self.in_flight = 0
+        self._loading: dict[str, anyio.Event] = {}  # bodies being read, by file
         self._negotiated: dict[tuple[bytes | None, tuple[str, ...]], str | bool | None] = {}
         self._access = settings.access_log
         self._file_limit = self.tier.file_limit if settings.memory_bytes else -1
@@ -440,8 +442,27 @@ class StaticApp:
             return None
         body = self.tier.get(variant)
         if body is None:
-            body = await anyio.to_thread.run_sync(self.tier.load, variant)
+            body = await self._load(variant)
         return body
+
+    async def _load(self, variant: Variant) -> bytes:
+        """Read, verify and keep a body once, however many requests wait for it."""
+        key = variant.file or ""
+        pending = self._loading.get(key)
+        if pending is not None:
+            await pending.wait()
+            body = self.tier.get(variant)
+            if body is not None:
+                return body
+        done = anyio.Event()
+        self._loading[key] = done
+        try:
+            loaded: bytes = await anyio.to_thread.run_sync(self.tier.load, variant)
+        finally:
+            if self._loading.get(key) is done:
+                del self._loading[key]
+            done.set()
+        return loaded
 
     async def _send_variant(self, scope: Scope, send: Send, variant: Variant, method: str) -> int:
         if method == "HEAD":
