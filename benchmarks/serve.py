@@ -278,12 +278,17 @@ def report(results: dict[str, Any], peers: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--harness", type=Path, default=DEFAULT_HARNESS, help="bench_peers.py")
+    parser.add_argument(
+        "--harness",
+        type=Path,
+        default=DEFAULT_HARNESS,
+        help=f"the peer harness's bench_peers.py (default {DEFAULT_HARNESS})",
+    )
     parser.add_argument(
         "--work", type=Path, default=Path(tempfile.gettempdir()) / "unblank-serve-bench"
     )
     parser.add_argument("--peers", default=None, help="comma-separated subset (default: all)")
-    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--reps", type=int, default=3, help="repetitions; medians are reported")
     parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--quick", action="store_true", help="1 rep of 3 s per scenario")

@@ -51,7 +51,7 @@ def main(argv: list[str]) -> int:
             if any(mark in line for mark in marks):
                 print(f"      {line.strip()}")
     print(f"\nManifest: {dist / 'manifest.json'}   history: {dist / 'manifests'}/")
-    print("Next: `unblank serve` (coming with the server) serves this folder CDN-style.")
+    print(f"Serve it CDN-style: .venv/bin/unblank serve {dist}   (then open /_unblank/health)")
     return 0
 
 

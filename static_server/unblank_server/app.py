@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import secrets
-import stat
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -60,7 +59,9 @@ from unblank_server.resources import (
     MemoryTier,
     Resource,
     Variant,
+    check_in_place,
     open_checked,
+    read_verified,
 )
 from unblank_server.store import Store
 
@@ -93,6 +94,7 @@ _FIELDS: Final = frozenset(
 _CONDITIONS: Final = (b"if-none-match", b"if-modified-since", b"if-match", b"if-unmodified-since")
 _NO_FIELDS: Final[dict[bytes, bytes]] = {}
 _NEGOTIATION_MEMO: Final = 1024
+_MEMO_FIELD: Final = 256  # longer field values are answered but not remembered
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +122,8 @@ class ServeSettings:
         for name in ("max_in_flight", "memory_bytes", "memory_file_limit"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative")
+        if self.reload_interval < 0:
+            raise ConfigError("reload_interval must not be negative (0 turns reloading off)")
         if self.max_in_flight == 0:
             raise ConfigError("max_in_flight must be at least 1")
         for name, value in (
@@ -373,8 +377,17 @@ class StaticApp:
     ) -> tuple[int, str, int]:
         """Answer while counted in flight: a streamed file holds its place until sent."""
         self.in_flight += 1
+        started = _Started(send)
         try:
-            return await self._answer(scope, send, resource, method, fields)
+            return await self._answer(scope, started, resource, method, fields)
+        except Exception:
+            # Whatever went wrong, the user gets a page, not the server's bare
+            # 500 (unless the response had started: the server then cuts it).
+            logger.exception("answering %s %s failed", method, scope.get("path"))
+            if started.started:
+                raise
+            status, sent = await self._error(scope, send, "server-error")
+            return status, "identity", sent
         finally:
             self.in_flight -= 1
 
@@ -422,13 +435,30 @@ class StaticApp:
             return status, "identity", sent
         except CorruptFile as exc:
             logger.error("refusing to serve a damaged file: %s", exc)
+            identity = resource.identity
+            if variant is not identity and choose_coding(_text(accept_encoding), ()) is None:
+                # The file itself may be whole: send it rather than an error.
+                return await self._answer_identity(scope, send, identity, method)
             status, sent = await self._error(scope, send, "server-error")
             return status, "identity", sent
         return 200, variant.label, sent
 
+    async def _answer_identity(
+        self, scope: Scope, send: Send, identity: Variant, method: str
+    ) -> tuple[int, str, int]:
+        try:
+            sent = await self._send_variant(scope, send, identity, method)
+        except (FileGone, CorruptFile) as exc:
+            logger.error("refusing to serve a damaged file: %s", exc)
+            status, sent = await self._error(scope, send, "server-error")
+            return status, "identity", sent
+        return 200, identity.label, sent
+
     def _negotiate(self, key: tuple[bytes | None, tuple[str, ...]]) -> str | bool | None:
         header = None if key[0] is None else key[0].decode("latin-1")
         coding = choose_coding(header, key[1])
+        if header is not None and len(header) > _MEMO_FIELD:
+            return coding  # remembering hostile megabyte headers would be a memory leak
         if len(self._negotiated) >= _NEGOTIATION_MEMO:
             self._negotiated.clear()
         self._negotiated[key] = coding
@@ -457,7 +487,8 @@ class StaticApp:
         done = anyio.Event()
         self._loading[key] = done
         try:
-            loaded: bytes = await anyio.to_thread.run_sync(self.tier.load, variant)
+            loaded: bytes = await anyio.to_thread.run_sync(read_verified, variant)
+            self.tier.put(variant, loaded)
         finally:
             if self._loading.get(key) is done:
                 del self._loading[key]
@@ -478,7 +509,7 @@ class StaticApp:
             # The server sends the file itself (sendfile): variant.file is the
             # resolved path, checked to lie inside DIST when it was prepared.
             # The server opens it following links: check it is still that file.
-            _check_in_place(variant)
+            check_in_place(variant)
             await send({"type": "http.response.start", "status": 200, "headers": variant.headers})
             await send({"type": "http.response.pathsend", "path": variant.file})
             return variant.size
@@ -623,6 +654,7 @@ class StaticApp:
             method=scope["method"],
             retry_after=retry_after,
             headers=headers,
+            pages_base=_pages_base(scope),
         )
         head = scope["method"] == "HEAD"
         await send(
@@ -647,12 +679,14 @@ class StaticApp:
             body = exposition(self.stats, self._gauges)
             return await _plain(scope, send, 200, METRICS_TYPE, body)
         if name.startswith("pages/") and name[6:] in REASONS:
+            # Asked for by name, the page is the answer (200); a problem
+            # document still says the status of the problem it describes.
             answer = self.pages.answer(
                 name[6:],
-                status=200,
                 accept=_header(scope, b"accept"),
                 accept_language=_header(scope, b"accept-language"),
                 request_id=_header(scope, b"x-request-id"),
+                pages_base=_pages_base(scope),
             )
             head = method == "HEAD"
             await send({"type": "http.response.start", "status": 200, "headers": answer.headers})
@@ -718,6 +752,30 @@ class StaticApp:
 # -- helpers ---------------------------------------------------------------------
 
 
+class _Started:
+    """A ``send`` that remembers whether the response has started."""
+
+    __slots__ = ("send", "started")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        self.started = True
+        await self.send(message)
+
+
+def _pages_base(scope: Scope) -> str:
+    """Where ``/_unblank/pages/`` is for this request (under the mount point, if any)."""
+    root_path = scope.get("root_path") or ""
+    return (
+        f"{root_path}/_unblank/pages/"
+        if root_path.isascii() and '"' not in root_path
+        else "/_unblank/pages/"
+    )
+
+
 def _request_fields(scope: Scope) -> dict[bytes, bytes]:
     """The request fields the server reads, repeated ones joined as a list."""
     fields: dict[bytes, bytes] = {}
@@ -743,7 +801,11 @@ def _malformed(relative: str) -> bool:
     """Paths no published file can have: traversal, NUL, backslashes, bad UTF-8."""
     if "\0" in relative or "\\" in relative or "\ufffd" in relative:
         return True
-    return any(part in ("", ".", "..") for part in relative.split("/")) or relative.startswith("/")
+    if relative.endswith("/"):
+        relative = relative[:-1]  # a folder: not found, rather than malformed
+    if not relative:
+        return False
+    return any(part in ("", ".", "..") for part in relative.split("/"))
 
 
 def _preconditions(
@@ -847,19 +909,6 @@ async def _plain(
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head else body})
     return status, 0 if head else len(body)
-
-
-def _check_in_place(variant: Variant) -> None:
-    """Raise unless the variant's path is still a regular file (not a symbolic
-    link put there since it was prepared, not removed) of the expected size."""
-    try:
-        st = os.lstat(variant.file)  # type: ignore[arg-type]  # pinned bodies never get here
-    except (OSError, TypeError) as exc:
-        raise FileGone(str(variant.file)) from exc
-    if not stat.S_ISREG(st.st_mode):
-        raise FileGone(f"{variant.file} is no longer a regular file")
-    if st.st_size != variant.size:
-        raise CorruptFile(f"{variant.file}: {st.st_size} bytes, expected {variant.size}")
 
 
 def _read_at(stream: Any, offset: int, size: int) -> bytes:

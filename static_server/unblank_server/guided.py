@@ -10,6 +10,7 @@ character set that needs no escaping in HTML, JSON or text.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -21,6 +22,7 @@ __all__ = ["ErrorAnswer", "GuidedPages"]
 _PLACEHOLDER: Final = "ub-0000000000000000"  # the shape of a generated reference
 _PLACEHOLDER_BYTES: Final = _PLACEHOLDER.encode("ascii")
 _MEMO_LIMIT: Final = 256  # distinct header values remembered before starting over
+_MEMO_FIELD: Final = 256  # longer header values are not remembered at all
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -68,6 +70,7 @@ class GuidedPages:
         method: str = "GET",
         retry_after: int | None = None,
         headers: Headers | None = None,
+        pages_base: str = "/_unblank/pages/",
     ) -> ErrorAnswer:
         """The page for ``reason`` as the request's headers ask for it.
 
@@ -83,10 +86,17 @@ class GuidedPages:
             ),
         )
         repeatable = method in ("GET", "HEAD")
-        key = (reason, status, fmt, locale, repeatable, retry_after)
+        key = (reason, status, fmt, locale, repeatable, retry_after, pages_base)
         template = self._templates.get(key)
         if template is None:
             template = self._render(reason, status, fmt, locale, method, retry_after)
+            if fmt == PROBLEM and pages_base != "/_unblank/pages/":
+                # Mounted: the problem's "type" is the human page where it really is.
+                parts = tuple(
+                    part.replace(b'"/_unblank/pages/', b'"' + pages_base.encode("utf-8"))
+                    for part in template.parts
+                )
+                template = _Template(template.status, template.headers, parts)
             if len(self._templates) >= _MEMO_LIMIT:
                 self._templates.clear()
             self._templates[key] = template
@@ -98,10 +108,14 @@ class GuidedPages:
         return ErrorAnswer(template.status, out, body)
 
     @staticmethod
-    def _memo(memo: dict[str | None, str], value: str | None, choose: object) -> str:
+    def _memo(
+        memo: dict[str | None, str], value: str | None, choose: Callable[[str | None], str]
+    ) -> str:
         found = memo.get(value)
         if found is None:
-            found = choose(value)  # type: ignore[operator]
+            found = choose(value)
+            if value is not None and len(value) > _MEMO_FIELD:
+                return found  # hostile megabyte headers are answered, never kept
             if len(memo) >= _MEMO_LIMIT:
                 memo.clear()
             memo[value] = found

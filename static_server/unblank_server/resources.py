@@ -13,7 +13,7 @@ import base64
 import gzip
 import logging
 import os
-import threading
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -98,6 +98,7 @@ class Variant:
     pinned: bytes | None = None  # bodies the server made itself (the manifest)
     tag: bytes = b""  # the entity tag as it appears on the wire
     label: str = "identity"  # the coding's name in metrics and logs
+    inode: tuple[int, int] = (0, 0)  # (st_dev, st_ino) when prepared: a swapped file is refused
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -156,6 +157,7 @@ def _build(
     policy: Headers,
     asset_integrity: str,
     pinned: bytes | None = None,
+    inode: tuple[int, int] = (0, 0),
 ) -> Variant:
     # RFC 9110 §15.4.5: a 304 carries what a cache needs to update the response
     # it holds (ETag, Cache-Control, Vary) and nothing it already has.
@@ -192,11 +194,18 @@ def _build(
         pinned=pinned,
         tag=etag.encode("ascii"),
         label=coding or "identity",
+        inode=inode,
     )
 
 
 def prepare_asset(
-    root: str, asset: Asset, *, immutable: bool, policy: HeaderPolicy, generation: str = ""
+    root: str,
+    asset: Asset,
+    *,
+    immutable: bool,
+    policy: HeaderPolicy,
+    generation: str = "",
+    published: float = 0.0,
 ) -> Resource | None:
     """The prepared resource for ``asset`` under ``root``; None when its file is
     missing or is not the size the manifest says (it is then never served)."""
@@ -211,17 +220,25 @@ def prepare_asset(
             )
         return None
     resolved, st = found
-    mtime = int(st.st_mtime)
+    # A logical name changes content when a generation is published, even back
+    # to an older file (a rollback): its Last-Modified never goes backwards.
+    mtime = int(max(st.st_mtime, published))
     last_modified = format_http_date(mtime)
     codings: list[str] = []
-    files: dict[str | None, tuple[str, int]] = {None: (resolved, asset.size)}
+    files: dict[str | None, tuple[str, int, tuple[int, int]]] = {
+        None: (resolved, asset.size, (st.st_dev, st.st_ino))
+    }
     for coding in CODING_ORDER:
         if coding not in asset.encodings:
             continue
         encoded = _stat_file(root, variant_path(asset.path, coding))
         if encoded is None or encoded[1].st_size != asset.encodings[coding]:
             continue  # served without it: identity (or another coding) still works
-        files[coding] = (encoded[0], asset.encodings[coding])
+        files[coding] = (
+            encoded[0],
+            asset.encodings[coding],
+            (encoded[1].st_dev, encoded[1].st_ino),
+        )
         codings.append(coding)
     extra = policy.extra()
     variants = {
@@ -236,8 +253,9 @@ def prepare_asset(
             vary=bool(codings),
             policy=extra,
             asset_integrity=asset.integrity,
+            inode=inode,
         )
-        for coding, (path, size) in files.items()
+        for coding, (path, size, inode) in files.items()
     }
     return Resource(
         variants=variants,
@@ -301,8 +319,9 @@ class MemoryTier:
             raise ValueError("memory tier sizes must not be negative")
         self.capacity = capacity
         self.file_limit = min(file_limit, capacity)
+        # Only the event loop's thread touches the cache (cachetools is not
+        # thread-safe): bodies are read in worker threads, then put() here.
         self.cache: LRUCache[str, bytes] = LRUCache(maxsize=max(capacity, 1), getsizeof=len)
-        self._lock = threading.Lock()  # loads happen in worker threads
         self.hits = 0
         self.misses = 0
 
@@ -324,49 +343,70 @@ class MemoryTier:
             self.hits += 1
         return body
 
-    def load(self, variant: Variant) -> bytes:
-        """Read, verify and keep the body (runs in a worker thread)."""
-        body = read_verified(variant)
-        with self._lock:
+    def put(self, variant: Variant, body: bytes) -> None:
+        """Keep a body read (and verified) by :func:`read_verified`."""
+        if self.holds(variant):
             self.cache[variant.file] = body  # type: ignore[index]
-        return body
 
     def clear(self) -> None:
-        with self._lock:
-            self.cache.clear()
+        self.cache.clear()
 
 
-def read_verified(variant: Variant) -> bytes:
-    """The whole body of a variant, checked against its manifest entry."""
+def _open(variant: Variant) -> int:
+    """A descriptor of the very file that was prepared: no symbolic link as the
+    last component, and the same (device, inode), so a file or folder swapped
+    since (for one that leads out of DIST) is refused."""
     if variant.file is None:
         raise FileGone("no file")
     try:
         fd = os.open(variant.file, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise FileGone(variant.file) from exc
-    with os.fdopen(fd, "rb") as stream:
-        body = stream.read(variant.size + 1)
+    st = os.fstat(fd)
+    if (st.st_dev, st.st_ino) != variant.inode:
+        os.close(fd)
+        raise FileGone(f"{variant.file} is not the file that was prepared")
+    if st.st_size != variant.size:
+        os.close(fd)
+        raise CorruptFile(f"{variant.file}: {st.st_size} bytes, expected {variant.size}")
+    return fd
+
+
+def read_verified(variant: Variant) -> bytes:
+    """The whole body of a variant, checked against its manifest entry."""
+    fd = _open(variant)
+    try:
+        with os.fdopen(fd, "rb") as stream:
+            body = stream.read(variant.size + 1)
+        decoded = _DECODERS[variant.coding](body) if variant.coding else body
+    except OSError as exc:
+        raise CorruptFile(f"{variant.file}: cannot be read: {exc}") from exc
+    except Exception as exc:  # brotli.error, gzip.BadGzipFile, EOFError, zlib.error
+        raise CorruptFile(f"{variant.file}: cannot be decoded as {variant.coding}: {exc}") from exc
     if len(body) != variant.size:
         raise CorruptFile(f"{variant.file}: {len(body)} bytes, expected {variant.size}")
-    decoded = _DECODERS[variant.coding](body) if variant.coding else body
     if not integrity.verify(decoded, variant.integrity):
         raise CorruptFile(f"{variant.file}: content does not match {variant.integrity[:20]}…")
     return body
 
 
 def open_checked(variant: Variant) -> tuple[object, int]:
-    """An open file of the expected size, for streaming (no symlink followed)."""
-    if variant.file is None:
-        raise FileGone("no file")
+    """An open file of the expected size, for streaming."""
+    fd = _open(variant)
+    return os.fdopen(fd, "rb"), variant.size
+
+
+def check_in_place(variant: Variant) -> None:
+    """Raise unless the variant's path still leads to the prepared file, for a
+    server that opens it itself (ASGI pathsend follows symbolic links)."""
     try:
-        fd = os.open(variant.file, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise FileGone(variant.file) from exc
-    size = os.fstat(fd).st_size
-    if size != variant.size:
-        os.close(fd)
-        raise CorruptFile(f"{variant.file}: {size} bytes, expected {variant.size}")
-    return os.fdopen(fd, "rb"), size
+        st = os.stat(variant.file)  # type: ignore[arg-type]  # pinned bodies never get here
+    except (OSError, TypeError) as exc:
+        raise FileGone(str(variant.file)) from exc
+    if (st.st_dev, st.st_ino) != variant.inode or not stat.S_ISREG(st.st_mode):
+        raise FileGone(f"{variant.file} is not the file that was prepared")
+    if st.st_size != variant.size:
+        raise CorruptFile(f"{variant.file}: {st.st_size} bytes, expected {variant.size}")
 
 
 def resources_of(
@@ -406,7 +446,12 @@ def resources_of(
         if name == asset.path:
             continue  # a bundler's own fingerprinted name: immutable already
         resource = prepare_asset(
-            root, asset, immutable=False, policy=policy, generation=current.generation
+            root,
+            asset,
+            immutable=False,
+            policy=policy,
+            generation=current.generation,
+            published=current.created.timestamp(),
         )
         if resource is not None:
             table.setdefault(name, resource)

@@ -34,9 +34,11 @@ __all__ = [
 ]
 
 ENVIRONMENT: Final = "UNBLANK_SERVE"
+LOG_LEVEL: Final = "UNBLANK_SERVE_LOG_LEVEL"
 TARGET: Final = "unblank_server.serving:app_from_environment"
 SERVERS: Final = ("uvicorn", "granian")
 Server = Literal["uvicorn", "granian"]
+logger = logging.getLogger("unblank.serve")
 
 
 def settings_to_json(settings: ServeSettings) -> str:
@@ -58,9 +60,38 @@ def app_from_environment() -> StaticApp:
     if not text:
         raise ConfigError(f"{ENVIRONMENT} is not set: start the server with `unblank serve DIST`")
     settings = settings_from_json(text)
+    configure_server_log(os.environ.get(LOG_LEVEL, "info"))
     if settings.access_log:
         configure_access_log()
-    return StaticApp(settings)
+    app = StaticApp(settings)
+    announce(app)
+    return app
+
+
+def announce(app: StaticApp) -> None:
+    """Say why nothing is served yet (the store itself logs each generation it loads)."""
+    table = app.store.table
+    if table.manifest is None:
+        logger.warning(
+            "not ready: %s; every file answers 503 until a generation is published",
+            table.error,
+        )
+
+
+def configure_server_log(level: str) -> None:
+    """Show the server's own messages (generations, damaged files) on stderr."""
+    server = logging.getLogger("unblank.serve")
+    if any(isinstance(h, _ServerHandler) for h in server.handlers):
+        return
+    handler = _ServerHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s:     unblank: %(message)s"))
+    server.addHandler(handler)
+    server.setLevel(level.upper())
+    server.propagate = False
+
+
+class _ServerHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    pass
 
 
 class JsonFormatter(logging.Formatter):
@@ -110,6 +141,7 @@ def run(
     if workers < 1:
         raise ConfigError("workers must be at least 1")
     os.environ[ENVIRONMENT] = settings_to_json(settings)
+    os.environ[LOG_LEVEL] = log_level
     if server == "granian":
         _run_granian(host=host, port=port, workers=workers, log_level=log_level)
         return

@@ -108,8 +108,9 @@ class Store:
             ):
                 self.stats.reloads += 1
                 logger.info(
-                    "serving generation %s (%d generations, %d files)",
+                    "serving generation %s from %s (%d generations, %d URLs)",
                     table.manifest.generation,
+                    self.dist,
                     len(table.generations),
                     len(table.resources),
                 )
