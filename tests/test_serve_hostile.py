@@ -25,7 +25,6 @@ import shutil
 import socket
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,13 +95,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
     return Site(root, root / "dist", manifest, sources)
 
 
-@contextmanager
-def opened(dist: Path, **options: Any) -> Iterator[StaticApp]:
-    app = create_app(dist, reload_interval=0, **options)
-    try:
-        yield app
-    finally:
-        app.close()
+def opened(dist: Path, **options: Any) -> StaticApp:
+    """A StaticApp that stops its watcher when its ``with`` block ends."""
+    return create_app(dist, reload_interval=0, **options)
 
 
 @pytest.fixture(scope="module")

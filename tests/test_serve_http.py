@@ -27,7 +27,7 @@ import os
 import random
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,14 +116,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
     return Site(root / "dist", manifest, sources)
 
 
-@contextmanager
-def opened(dist: Path, **options: Any) -> Iterator[StaticApp]:
-    """A StaticApp that is closed (watcher stopped) when the block ends."""
-    app = create_app(dist, reload_interval=0, **options)
-    try:
-        yield app
-    finally:
-        app.close()
+def opened(dist: Path, **options: Any) -> StaticApp:
+    """A StaticApp that stops its watcher when its ``with`` block ends."""
+    return create_app(dist, reload_interval=0, **options)
 
 
 @pytest.fixture(scope="module")

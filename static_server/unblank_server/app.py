@@ -224,6 +224,12 @@ class StaticApp:
         """Stop watching DIST (tests and embedders; servers exit anyway)."""
         self.store.close()
 
+    def __enter__(self) -> StaticApp:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     # -- ASGI ----------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
