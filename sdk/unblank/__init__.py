@@ -7,22 +7,28 @@ It reads and verifies what ``unblank build`` publishes: the manifest
 from __future__ import annotations
 
 from unblank._exceptions import (
+    CacheError,
+    FetchError,
     IntegrityError,
     IntegrityMetadataError,
     IntegrityMismatch,
     ManifestError,
+    StaleTooOld,
     UnblankError,
 )
 from unblank.manifest import Asset, Entry, Manifest
 
 __all__ = [
     "Asset",
+    "CacheError",
     "Entry",
+    "FetchError",
     "IntegrityError",
     "IntegrityMetadataError",
     "IntegrityMismatch",
     "Manifest",
     "ManifestError",
+    "StaleTooOld",
     "UnblankError",
     "__version__",
 ]

@@ -4,7 +4,10 @@
     ├── IntegrityError            integrity metadata or bytes that do not verify
     │   ├── IntegrityMetadataError    a string that is not valid SRI metadata
     │   └── IntegrityMismatch         bytes whose digest differs from the metadata
-    └── ManifestError             a manifest that is not version 1 of DESIGN.md's schema
+    ├── ManifestError             a manifest that is not version 1 of DESIGN.md's schema
+    ├── CacheError                the local asset cache cannot be set up as asked
+    └── FetchError                no origin or mirror gave verified bytes in time
+        └── StaleTooOld           every origin is down and the last good copy is too old
 
 Every message names what was wrong and, where it helps, what to check next.
 """
@@ -12,10 +15,13 @@ Every message names what was wrong and, where it helps, what to check next.
 from __future__ import annotations
 
 __all__ = [
+    "CacheError",
+    "FetchError",
     "IntegrityError",
     "IntegrityMetadataError",
     "IntegrityMismatch",
     "ManifestError",
+    "StaleTooOld",
     "UnblankError",
 ]
 
@@ -52,3 +58,25 @@ class ManifestError(UnblankError, ValueError):
         super().__init__(f"manifest field {field}: {reason}")
         self.field = field
         self.reason = reason
+
+
+class CacheError(UnblankError):
+    """The local asset cache cannot be set up as asked (a root that is a file,
+    a negative size). Faults while running (a full disk, a read-only folder)
+    never raise: the cache degrades to memory only and says so."""
+
+
+class FetchError(UnblankError):
+    """No origin or mirror gave verified bytes before the deadline.
+
+    ``attempts`` lists what each try ended with, in order, as
+    ``(url, outcome)`` pairs, so the message can say what to check.
+    """
+
+    def __init__(self, message: str, *, attempts: tuple[tuple[str, str], ...] = ()) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+
+
+class StaleTooOld(FetchError):
+    """Every origin failed and the last good copy is older than allowed."""
