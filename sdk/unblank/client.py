@@ -1,0 +1,546 @@
+"""AssetClient: fetch the manifest and assets from origins and mirrors, verified.
+
+Every body from every origin is checked against the manifest's integrity
+before anyone sees it: a wrong byte, a short body or an HTML error page from
+a mirror is a failure of that mirror, counted by its circuit breaker, never a
+result.  The manifest is revalidated with its ETag and, when every origin is
+down, the last good one is served stale (and says so) within a bound.
+
+>>> import asyncio
+>>> from unblank.testing import FakeOrigin, Site
+>>> origin = FakeOrigin(site=Site.from_files({"app.js": b"alert(1)"}))
+>>> async def main() -> bytes:
+...     async with AssetClient(origins=[origin.base], transport=origin.transport) as client:
+...         return (await client.get("app.js")).data
+>>> asyncio.run(main())
+b'alert(1)'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random as _random
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType, TracebackType
+from typing import Any, Final, Self, TypeVar
+
+import httpx
+
+from unblank import integrity
+from unblank._exceptions import FetchError, StaleTooOld, UnblankError
+from unblank._origins import (
+    AttemptFailed,
+    ClientEvent,
+    ClientStats,
+    Failover,
+    Origin,
+    report,
+)
+from unblank.breaker import BreakerPolicy
+from unblank.cache import AssetCache, Source
+from unblank.manifest import Asset, Manifest
+from unblank.retry import RETRYABLE_STATUSES, RetryPolicy
+
+__all__ = [
+    "AssetClient",
+    "ClientEvent",
+    "ClientStats",
+    "Fetched",
+    "ManifestResult",
+    "Origin",
+    "PrefetchReport",
+    "SyncAssetClient",
+]
+
+T = TypeVar("T")
+MANIFEST_KEY: Final = "manifest"  # the cache index key of the last good manifest
+MANIFEST_LIMIT: Final = 32 << 20  # a manifest of 100k assets is ~20 MiB; more is not one
+_RECORD: Final = "unblank-manifest-record/1"
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestResult:
+    """A manifest and where it came from; ``stale`` is True when every origin failed
+    and this is the last good copy, ``age`` seconds since it was last confirmed."""
+
+    manifest: Manifest
+    source: Source
+    stale: bool
+    age: float
+    origin: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """Verified bytes of one asset; ``origin`` is the base URL they came from (None: cache)."""
+
+    data: bytes
+    integrity: str
+    source: Source
+    origin: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PrefetchReport:
+    """What :meth:`AssetClient.prefetch` warmed, by logical name, and what failed."""
+
+    fetched: Mapping[str, Source]
+    failed: Mapping[str, FetchError]
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    manifest: Manifest
+    raw: bytes
+    etag: str | None
+    validated: float  # wall-clock time it was last confirmed by an origin
+    origin: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _ManifestAnswer:
+    known: _Known | None  # None: 304, the one we hold is current
+    etag: str | None
+
+
+class AssetClient:
+    """Resilient, verified fetching of what ``unblank build`` published.
+
+    >>> client = AssetClient(origins=["https://assets.example.com"],
+    ...                      mirrors=["https://mirror.example.net"])
+    >>> # async with client: data = (await client.get("app.js")).data
+
+    Clocks, sleep, randomness and the HTTP transport are injectable so that
+    the policy can be tested without a network or real waiting
+    (:mod:`unblank.testing`).
+    """
+
+    def __init__(
+        self,
+        *,
+        origins: Sequence[str | Origin],
+        mirrors: Sequence[str | Origin] = (),
+        cache: AssetCache | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+        breaker: BreakerPolicy | None = None,
+        deadline: float = 10.0,
+        request_timeout: float = 5.0,
+        stale_manifest_for: float = 86400.0,
+        manifest_max_age: float = 30.0,
+        prefetch_concurrency: int = 8,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        random: Callable[[], float] = _random.random,
+        on_event: Callable[[ClientEvent], object] | None = None,
+    ) -> None:
+        if isinstance(origins, str) or isinstance(mirrors, str):
+            raise ValueError("origins and mirrors are lists of URLs, not one string")
+        if not origins:
+            raise ValueError("AssetClient needs at least one origin")
+        for name, value in (
+            ("deadline", deadline),
+            ("request_timeout", request_timeout),
+            ("stale_manifest_for", stale_manifest_for),
+            ("manifest_max_age", manifest_max_age),
+        ):
+            if not isinstance(value, int | float) or not value >= 0:
+                raise ValueError(f"AssetClient {name} must be a number >= 0, not {value!r}")
+        if type(prefetch_concurrency) is not int or prefetch_concurrency < 1:
+            raise ValueError("AssetClient prefetch_concurrency must be an integer >= 1")
+        self.origins = tuple(Origin.coerce(o) for o in origins)
+        self.mirrors = tuple(Origin.coerce(m) for m in mirrors)
+        self.cache = cache
+        self.stats = ClientStats()
+        self.stale_manifest_for = stale_manifest_for
+        self.manifest_max_age = manifest_max_age
+        self._prefetch_concurrency = prefetch_concurrency
+        self._clock = clock
+        self._wall = wall_clock
+        self._emit = report(on_event)
+        self._failover = Failover(
+            origins=self.origins,
+            mirrors=self.mirrors,
+            retry=retry or RetryPolicy(),
+            breaker=breaker or BreakerPolicy(),
+            deadline=deadline,
+            request_timeout=request_timeout,
+            stats=self.stats,
+            clock=clock,
+            sleep=sleep,
+            random=random,
+            emit=self._emit,
+        )
+        self._http = httpx.AsyncClient(
+            transport=transport, timeout=request_timeout, follow_redirects=False
+        )
+        self._known: _Known | None = None
+        self._checked_at: float | None = None  # monotonic time of the last manifest() outcome
+        self._manifest_lock: asyncio.Lock | None = None
+        self._persisted_validated: float | None = None
+
+    def __repr__(self) -> str:
+        bases = ", ".join(o.base for o in (*self.origins, *self.mirrors))
+        return f"<AssetClient {bases}>"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    @property
+    def breakers(self) -> Mapping[str, Any]:
+        """The circuit breaker of each origin and mirror, by base URL."""
+        return MappingProxyType(self._failover.breakers)
+
+    # -- the manifest -----------------------------------------------------
+
+    async def manifest(self) -> ManifestResult:
+        """The current manifest, revalidated now with its ETag.
+
+        When every origin and mirror fails, the last good manifest (kept in
+        memory and in the cache) is returned with ``stale=True`` while it is
+        younger than ``stale_manifest_for``; after that :class:`StaleTooOld`.
+        """
+        if self._known is None:
+            self._known = self._load_persisted()
+        try:
+            answer, origin, mirror = await self._failover.run(
+                "the manifest", self._manifest_attempt, lambda o: o.manifest_url
+            )
+        except FetchError as exc:
+            return self._serve_stale(exc)
+        self._checked_at = self._clock()
+        known = answer.known
+        previous = self._known
+        if known is None:  # 304: what we hold is current
+            if previous is None:  # pragma: no cover - a 304 is refused without a validator
+                raise FetchError("an origin answered 304 to a request without If-None-Match")
+            known = _Known(
+                previous.manifest, previous.raw, previous.etag, self._wall(), origin.base
+            )
+        self._known = known
+        self._persist(known, previous)
+        return ManifestResult(
+            known.manifest,
+            Source.MIRROR if mirror else Source.ORIGIN,
+            stale=False,
+            age=0.0,
+            origin=origin.base,
+        )
+
+    async def current_manifest(self) -> Manifest:
+        """The manifest, revalidated only when older than ``manifest_max_age``."""
+        if self._manifest_lock is None:
+            self._manifest_lock = asyncio.Lock()
+        async with self._manifest_lock:  # concurrent callers share one revalidation
+            checked, known = self._checked_at, self._known
+            fresh = checked is not None and self._clock() - checked < self.manifest_max_age
+            if known is not None and fresh:
+                return known.manifest
+            return (await self.manifest()).manifest
+
+    async def _manifest_attempt(self, origin: Origin) -> _ManifestAnswer:
+        known = self._known
+        headers = {"accept": "application/json"}
+        if known is not None and known.etag:
+            headers["if-none-match"] = known.etag
+        async with self._http.stream("GET", origin.manifest_url, headers=headers) as response:
+            if response.status_code == 304 and "if-none-match" in headers:
+                return _ManifestAnswer(None, known.etag if known else None)
+            self._check_status(response)
+            raw = await _read_body(response, MANIFEST_LIMIT)
+        try:
+            manifest = Manifest.loads(raw)
+        except UnblankError as exc:
+            raise AttemptFailed(f"not a valid manifest: {exc}", integrity=True) from exc
+        etag = response.headers.get("etag")
+        return _ManifestAnswer(_Known(manifest, raw, etag, self._wall(), origin.base), etag)
+
+    def _serve_stale(self, exc: FetchError) -> ManifestResult:
+        known = self._known
+        self._checked_at = self._clock()
+        if known is None:
+            raise FetchError(
+                f"{exc}\nNo earlier manifest is kept to serve instead "
+                "(give the client a cache so one survives restarts).",
+                attempts=exc.attempts,
+            ) from exc
+        age = max(0.0, self._wall() - known.validated)
+        if age > self.stale_manifest_for:
+            raise StaleTooOld(
+                f"{exc}\nThe last good manifest (generation {known.manifest.generation}) "
+                f"was confirmed {age:.0f}s ago, more than stale_manifest_for="
+                f"{self.stale_manifest_for:g}s allows.",
+                attempts=exc.attempts,
+            ) from exc
+        self.stats.stale_served += 1
+        self._emit(ClientEvent("stale", known.origin, f"manifest {age:.0f}s old"))
+        return ManifestResult(
+            known.manifest, Source.STALE, stale=True, age=age, origin=known.origin
+        )
+
+    def _persist(self, known: _Known, previous: _Known | None) -> None:
+        """Keep the manifest in the cache, so a restart while origins are down still works."""
+        cache = self.cache
+        if cache is None:
+            return
+        new = previous is None or previous.raw != known.raw
+        # Rewriting on every 304 would churn the disk; a record up to a tenth of
+        # the bound old only makes the stale copy look older, never younger.
+        last = self._persisted_validated
+        if not new and last is not None and known.validated - last < self.stale_manifest_for / 10:
+            return
+        record = json.dumps(
+            {
+                "record": _RECORD,
+                "validated": known.validated,
+                "etag": known.etag,
+                "origin": known.origin,
+                "manifest": known.raw.decode("utf-8"),
+            }
+        ).encode("utf-8")
+        meta = integrity.compute(record)
+        cache.put(meta, record)
+        cache.remember(MANIFEST_KEY, meta)
+        cache.pin([meta, *(a.integrity for a in known.manifest.assets.values())])
+        self._persisted_validated = known.validated
+
+    def _load_persisted(self) -> _Known | None:
+        cache = self.cache
+        if cache is None:
+            return None
+        try:
+            meta = cache.recall(MANIFEST_KEY)
+            hit = cache.get(meta) if meta else None
+            if hit is None:
+                return None
+            record = json.loads(hit.data)
+            if not isinstance(record, dict) or record.get("record") != _RECORD:
+                return None
+            raw = str(record["manifest"]).encode("utf-8")
+            etag, origin = record.get("etag"), record.get("origin")
+            self._persisted_validated = float(record["validated"])
+            return _Known(
+                Manifest.loads(raw),
+                raw,
+                etag if isinstance(etag, str) else None,
+                float(record["validated"]),
+                origin if isinstance(origin, str) else None,
+            )
+        except (UnblankError, ValueError, KeyError, TypeError):
+            return None  # a record we cannot read is no record: never a half-loaded manifest
+
+    # -- assets -----------------------------------------------------------
+
+    async def get(self, name: str) -> Fetched:
+        """Verified bytes of the asset with logical ``name`` (``"app.js"``)."""
+        manifest = await self.current_manifest()
+        if name not in manifest.assets:
+            manifest = (await self.manifest()).manifest  # perhaps a deploy we have not seen
+        try:
+            asset = manifest.asset(name)
+        except KeyError:
+            raise KeyError(
+                f"no asset named {name!r} in manifest generation {manifest.generation}"
+            ) from None
+        return await self.fetch_asset(asset)
+
+    async def get_path(self, path: str) -> Fetched:
+        """Verified bytes of the asset published at ``path`` (``"app.3f2a9c1e5b.js"``)."""
+        manifest = await self.current_manifest()
+        asset = manifest.asset_by_path(path)
+        if asset is None:
+            manifest = (await self.manifest()).manifest
+            asset = manifest.asset_by_path(path)
+        if asset is None:
+            raise KeyError(f"no asset at {path!r} in manifest generation {manifest.generation}")
+        return await self.fetch_asset(asset)
+
+    async def fetch_asset(self, asset: Asset) -> Fetched:
+        """Verified bytes of ``asset``: from the cache, else from the origins and mirrors."""
+        cache = self.cache
+        if cache is None:
+            return await self._download(asset, repaired=False)
+        hit = cache.get(asset.integrity)
+        if hit is not None:
+            self.stats.cache_hits += 1
+            return Fetched(hit.data, asset.integrity, hit.source, None)
+        repaired = cache.was_quarantined(asset.integrity)
+        async with cache.single_flight_async(asset.integrity):
+            hit = cache.get(asset.integrity)  # another task may have fetched it meanwhile
+            repaired = repaired or cache.was_quarantined(asset.integrity)
+            if hit is not None:
+                self.stats.cache_hits += 1
+                return Fetched(hit.data, asset.integrity, hit.source, None)
+            return await self._download(asset, repaired=repaired)
+
+    async def prefetch(self) -> PrefetchReport:
+        """Warm the cache with every asset of the current manifest, a few at a time."""
+        manifest = await self.current_manifest()
+        gate = asyncio.Semaphore(self._prefetch_concurrency)
+        fetched: dict[str, Source] = {}
+        failed: dict[str, FetchError] = {}
+
+        async def one(name: str, asset: Asset) -> None:
+            async with gate:
+                try:
+                    fetched[name] = (await self.fetch_asset(asset)).source
+                except FetchError as exc:
+                    failed[name] = exc
+
+        async with asyncio.TaskGroup() as group:
+            for name, asset in manifest.assets.items():
+                group.create_task(one(name, asset))
+        return PrefetchReport(
+            MappingProxyType(dict(sorted(fetched.items()))),
+            MappingProxyType(dict(sorted(failed.items()))),
+        )
+
+    async def _download(self, asset: Asset, *, repaired: bool) -> Fetched:
+        data, origin, mirror = await self._failover.run(
+            f"asset {asset.path}",
+            lambda o: self._asset_attempt(o, asset),
+            lambda o: o.asset_url(asset.path),
+        )
+        if self.cache is not None:
+            self.cache.put(asset.integrity, data)
+        if repaired:
+            self.stats.repaired += 1
+            self._emit(ClientEvent("repaired", origin.base, asset.path))
+            source = Source.REPAIRED
+        else:
+            source = Source.MIRROR if mirror else Source.ORIGIN
+        return Fetched(data, asset.integrity, source, origin.base)
+
+    async def _asset_attempt(self, origin: Origin, asset: Asset) -> bytes:
+        async with self._http.stream("GET", origin.asset_url(asset.path)) as response:
+            self._check_status(response)
+            data = await _read_body(response, asset.size)
+            kind = response.headers.get("content-type", "")
+        if integrity.verify(data, asset.integrity):
+            return data
+        if kind.startswith("text/html") and not asset.content_type.startswith("text/html"):
+            what = "an HTML page instead of the asset (an error page or a captive portal?)"
+        elif len(data) != asset.size:
+            what = f"a body of {len(data)} bytes where the manifest says {asset.size}"
+        else:
+            what = "bytes that do not match the manifest's integrity"
+        raise AttemptFailed(f"sent {what}", integrity=True)
+
+    def _check_status(self, response: httpx.Response) -> None:
+        status = response.status_code
+        if status == 200:
+            return
+        if status in RETRYABLE_STATUSES:
+            wait = self._failover.retry.retry_after(
+                response.headers.get("retry-after"), now=self._wall()
+            )
+            note = f" (Retry-After {wait:g}s)" if wait is not None else ""
+            raise AttemptFailed(
+                f"HTTP {status}{note}", counts=None if status == 429 else True, retry_after=wait
+            )
+        raise AttemptFailed(f"HTTP {status}", counts=status >= 500, retry=False)
+
+
+async def _read_body(response: httpx.Response, expected: int) -> bytes:
+    """The decoded body, read no further than one byte past ``expected``."""
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > expected:
+            break  # longer than promised: it will fail verification; reading on wastes memory
+    return bytes(body)
+
+
+class SyncAssetClient:
+    """:class:`AssetClient` for WSGI and scripts: the same calls, blocking.
+
+    The async client runs on a private event loop in one background thread;
+    any thread may call in.  Close it (or use ``with``) to stop that thread.
+
+    >>> from unblank.testing import FakeOrigin, Site
+    >>> origin = FakeOrigin(site=Site.from_files({"app.css": b"body{}"}))
+    >>> with SyncAssetClient(origins=[origin.base], transport=origin.transport) as client:
+    ...     client.get("app.css").data
+    b'body{}'
+    """
+
+    def __init__(self, **options: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="unblank-client")
+        self._thread.daemon = True
+        self._thread.start()
+        self._closed = False
+
+        async def make() -> AssetClient:
+            return AssetClient(**options)
+
+        try:
+            self._client = self._call(make())
+        except BaseException:
+            self._stop()
+            raise
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise RuntimeError("SyncAssetClient called from its own loop: use AssetClient there")
+        if self._closed:
+            coro.close()
+            raise RuntimeError("SyncAssetClient is closed")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    @property
+    def client(self) -> AssetClient:
+        """The async client underneath (its ``stats``, ``breakers``)."""
+        return self._client
+
+    @property
+    def stats(self) -> ClientStats:
+        return self._client.stats
+
+    def manifest(self) -> ManifestResult:
+        return self._call(self._client.manifest())
+
+    def get(self, name: str) -> Fetched:
+        return self._call(self._client.get(name))
+
+    def get_path(self, path: str) -> Fetched:
+        return self._call(self._client.get_path(path))
+
+    def prefetch(self) -> PrefetchReport:
+        return self._call(self._client.prefetch())
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            self._call(self._client.aclose())
+        finally:
+            self._stop()
+
+    def _stop(self) -> None:
+        self._closed = True
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
