@@ -16,19 +16,47 @@ from unblank._exceptions import (
     StaleTooOld,
     UnblankError,
 )
+from unblank.breaker import BreakerPolicy, BreakerState, CircuitBreaker
+from unblank.cache import AssetCache, Hit, Source
+from unblank.client import (
+    AssetClient,
+    ClientEvent,
+    ClientStats,
+    Fetched,
+    ManifestResult,
+    Origin,
+    PrefetchReport,
+    SyncAssetClient,
+)
 from unblank.manifest import Asset, Entry, Manifest
+from unblank.retry import RetryPolicy
 
 __all__ = [
     "Asset",
+    "AssetCache",
+    "AssetClient",
+    "BreakerPolicy",
+    "BreakerState",
     "CacheError",
+    "CircuitBreaker",
+    "ClientEvent",
+    "ClientStats",
     "Entry",
     "FetchError",
+    "Fetched",
+    "Hit",
     "IntegrityError",
     "IntegrityMetadataError",
     "IntegrityMismatch",
     "Manifest",
     "ManifestError",
+    "ManifestResult",
+    "Origin",
+    "PrefetchReport",
+    "RetryPolicy",
+    "Source",
     "StaleTooOld",
+    "SyncAssetClient",
     "UnblankError",
     "__version__",
 ]
