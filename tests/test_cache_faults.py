@@ -49,7 +49,8 @@ def assert_healthy(root: Path) -> None:
     assert report.clean, report.bad
     meta, data = entry(12345, 777)
     cache.put(meta, data)
-    assert cache.get(meta) == (hit := cache.get(meta)) and hit is not None and hit.data == data
+    hit = cache.get(meta)
+    assert hit is not None and hit.data == data
 
 
 def spawn(*args: str) -> subprocess.Popen[str]:
@@ -114,7 +115,8 @@ def test_fault_damaged_entry_is_quarantined_never_served(
 
     assert cache.get(meta) is None and not cache.was_quarantined(meta)  # a plain miss now
     cache.put(meta, data)  # the client's refetch
-    assert cache.get(meta) == (hit := cache.get(meta)) and hit is not None and hit.data == data
+    hit = cache.get(meta)
+    assert hit is not None and hit.data == data
     assert cache.get(other_meta) is not None
     assert_healthy(tmp_path)
 

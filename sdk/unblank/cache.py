@@ -490,7 +490,11 @@ class AssetCache:
         return GcReport(evicted, freed, temps, old, kept, dropped, len(entries), total)
 
     def stats(self) -> CacheStats:
-        """Counters since this object was made, plus what is on disk now."""
+        """Counters since this object was made, plus what is on disk now.
+
+        The disk figures cost one ``stat`` per entry: for reports and
+        metrics scrapes, not for every request.
+        """
         entries = [e for e in self._entries() if e.ref is not None]
         with self._lock:
             counts = dict(self._counts)
