@@ -16,6 +16,16 @@ MODULES = [
     "unblank_server.mediatypes",
     "unblank_server.references",
     "unblank_server.builder",
+    "unblank_server.resources",
+    "unblank_server.guided",
+    "unblank_server.serving",
+    "unblank_server.serve_cli",
+    "unblank.metrics",
+    "unblank.client",
+    "unblank._origins",
+    "unblank.testing",
+    "unblank.retry",
+    "unblank.breaker",
 ]
 
 

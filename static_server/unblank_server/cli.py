@@ -4,6 +4,8 @@
     unblank gc DIST          remove files no retained generation needs
     unblank pages export OUT write the guided pages as static HTML, with nginx snippets
     unblank serve DIST       serve DIST CDN-style (uvicorn or granian)
+    unblank cache verify|gc|stats DIR   operate an SDK asset cache folder
+    unblank fetch ORIGIN DIR warm an asset cache with an origin's generation
 
 Exit status: 0 on success, 2 for input the user must fix (and usage errors),
 1 for anything unexpected.
@@ -24,6 +26,7 @@ from unblank.integrity import ALGORITHMS
 from unblank_pages import Brand, PageRenderer
 from unblank_pages.export import export_pages
 from unblank_server.builder import BuildOptions, BuildResult, build, gc
+from unblank_server.cache_cli import add_cache_commands, cache_command, fetch_command
 from unblank_server.compress import CompressionSettings
 from unblank_server.errors import BadInputError, ConfigError, ServerError
 from unblank_server.generations import Retention
@@ -48,13 +51,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _pages_export(args)
         if args.command == "serve":
             return serve_command(args)
+        if args.command == "cache":
+            return cache_command(args)
+        if args.command == "fetch":
+            return fetch_command(args)
         return _gc(args)
     except (BadInputError, ConfigError) as exc:
         return _fail(args, "error", str(exc), EXIT_BAD_INPUT)
     except ServerError as exc:
         return _fail(args, "failed", str(exc), EXIT_FAILURE)
     except KeyboardInterrupt:
-        if args.command == "serve":
+        if args.command in ("serve", "cache", "fetch"):
             return EXIT_INTERRUPTED
         if args.command == "pages":
             return _fail(
@@ -160,6 +167,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
 
     add_serve_command(commands)
+    add_cache_commands(commands)
     return parser
 
 

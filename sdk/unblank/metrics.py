@@ -1,0 +1,136 @@
+"""The SDK's counters in the Prometheus format, through ``prometheus-client``.
+
+The cache and the client count in plain attributes as they work; this
+collector reads them when the registry is scraped, so counting costs nothing
+on the request path. Register it in your app's registry::
+
+    from prometheus_client import REGISTRY
+    from unblank.metrics import SdkCollector
+
+    REGISTRY.register(SdkCollector(cache=cache, client=client))
+
+>>> from prometheus_client import CollectorRegistry, generate_latest
+>>> from unblank import AssetCache
+>>> registry = CollectorRegistry()
+>>> registry.register(SdkCollector(cache=AssetCache(None)))
+>>> b"unblank_cache_hits_total" in generate_latest(registry)
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from unblank._origins import ClientStats, OriginStats
+from unblank.breaker import BreakerState
+from unblank.cache import AssetCache
+
+__all__ = ["SdkCollector"]
+
+
+class _HasStats(Protocol):
+    @property
+    def stats(self) -> ClientStats: ...
+
+
+class SdkCollector(Collector):
+    """Metrics of one :class:`~unblank.AssetCache` and/or one asset client.
+
+    ``disk=False`` leaves out the entry count and bytes on disk, which take a
+    scan of the cache folder at each scrape.
+    """
+
+    def __init__(
+        self,
+        *,
+        cache: AssetCache | None = None,
+        client: _HasStats | None = None,
+        disk: bool = True,
+    ) -> None:
+        if cache is None and client is None:
+            raise ValueError("give SdkCollector a cache, a client or both")
+        self.cache = cache
+        self.client = client
+        self.disk = disk
+
+    def collect(self) -> Iterator[Metric]:
+        if self.cache is not None:
+            yield from self._cache_metrics(self.cache)
+        if self.client is not None:
+            yield from self._client_metrics(self.client.stats)
+
+    def _cache_metrics(self, cache: AssetCache) -> Iterator[Metric]:
+        stats = cache.stats()
+        hits = CounterMetricFamily(
+            "unblank_cache_hits", "Verified reads served by the cache, by tier", labels=["tier"]
+        )
+        misses = CounterMetricFamily(
+            "unblank_cache_misses", "Reads a cache tier could not serve", labels=["tier"]
+        )
+        hits.add_metric(["memory"], stats.memory_hits)
+        hits.add_metric(["disk"], stats.disk_hits)
+        misses.add_metric(["memory"], stats.memory_misses)
+        misses.add_metric(["disk"], stats.disk_misses)
+        yield hits
+        yield misses
+        for name, value, text in (
+            ("integrity_failures", stats.integrity_failures, "Entries that failed verification"),
+            ("quarantines", stats.quarantines, "Damaged entries moved to quarantine/"),
+            ("writes", stats.writes, "Entries written to disk"),
+            ("evictions", stats.evictions, "Entries evicted to stay under max_bytes"),
+            ("degradations", stats.degradations, "Times the disk tier was given up"),
+        ):
+            yield CounterMetricFamily(f"unblank_cache_{name}", text, value=value)
+        yield GaugeMetricFamily(
+            "unblank_cache_degraded",
+            "1 while the cache runs memory-only after a disk fault",
+            value=1 if stats.degraded else 0,
+        )
+        yield GaugeMetricFamily(
+            "unblank_cache_memory_bytes", "Bytes in the memory tier", value=stats.memory_bytes
+        )
+        if self.disk:
+            yield GaugeMetricFamily("unblank_cache_entries", "Entries on disk", value=stats.entries)
+            yield GaugeMetricFamily(
+                "unblank_cache_disk_bytes", "Bytes on disk", value=stats.bytes_on_disk
+            )
+
+    def _client_metrics(self, stats: ClientStats) -> Iterator[Metric]:
+        per_origin = {
+            "requests": "Requests sent to each origin or mirror",
+            "failures": "Attempts that gave no usable answer",
+            "integrity_failures": "Bodies or manifests that failed verification",
+            "retries": "Requests that were retries",
+            "breaker_transitions": "Circuit breaker state changes",
+        }
+        for name, text in per_origin.items():
+            family = CounterMetricFamily(f"unblank_client_{name}", text, labels=["origin"])
+            for base, origin in sorted(stats.origins.items()):
+                family.add_metric([base], _count(origin, name))
+            yield family
+        state = GaugeMetricFamily(
+            "unblank_client_breaker_state",
+            "1 for the state each origin's circuit breaker is in",
+            labels=["origin", "state"],
+        )
+        for base, origin in sorted(stats.origins.items()):
+            for candidate in BreakerState:
+                state.add_metric([base, candidate.value], int(origin.breaker_state == candidate))
+        yield state
+        for name, value, text in (
+            ("cache_hits", stats.cache_hits, "Assets the client found in its cache"),
+            ("mirror_used", stats.mirror_used, "Assets or manifests that came from a mirror"),
+            ("stale_served", stats.stale_served, "Manifests served stale while origins failed"),
+            ("repaired", stats.repaired, "Damaged cache entries fetched again and replaced"),
+            ("retry_budget_exhausted", stats.budget_exhausted, "Retries refused by the budget"),
+        ):
+            yield CounterMetricFamily(f"unblank_client_{name}", text, value=value)
+
+
+def _count(origin: OriginStats, name: str) -> int:
+    value = getattr(origin, name)
+    return int(value)
