@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from realserver import serve_in_thread
 
+from tests.realserver import serve_in_thread
 from unblank import AssetCache, AssetClient, Manifest
 from unblank.metrics import SdkCollector
 from unblank.testing import FakeOrigin, Fault, Site
