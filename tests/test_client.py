@@ -20,8 +20,9 @@ import unblank.testing
 from unblank import FetchError, StaleTooOld
 from unblank.breaker import BreakerPolicy, BreakerState
 from unblank.cache import AssetCache, Source
-from unblank.client import AssetClient, ClientEvent, SyncAssetClient
+from unblank.client import AssetClient, ClientEvent
 from unblank.retry import RetryPolicy
+from unblank.sync import SyncAssetClient
 from unblank.testing import FakeNetwork, FakeOrigin, Fault, Site, corrupt_files_holding
 
 T = TypeVar("T")

@@ -15,8 +15,9 @@ import pytest
 from tests.realserver import serve_in_thread
 from unblank import integrity
 from unblank.cache import AssetCache, Source
-from unblank.client import AssetClient, SyncAssetClient
+from unblank.client import AssetClient
 from unblank.retry import RetryPolicy
+from unblank.sync import SyncAssetClient
 from unblank_server.app import create_app
 from unblank_server.builder import build
 

@@ -22,6 +22,7 @@ MODULES = [
     "unblank_server.serve_cli",
     "unblank.metrics",
     "unblank.client",
+    "unblank.sync",
     "unblank._origins",
     "unblank.testing",
     "unblank.retry",

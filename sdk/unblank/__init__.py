@@ -26,10 +26,10 @@ from unblank.client import (
     ManifestResult,
     Origin,
     PrefetchReport,
-    SyncAssetClient,
 )
 from unblank.manifest import Asset, Entry, Manifest
 from unblank.retry import RetryPolicy
+from unblank.sync import SyncAssetClient
 
 __all__ = [
     "Asset",
