@@ -277,6 +277,11 @@ class AssetCache:
         self._count("disk_misses")
         return None
 
+    def in_memory(self, integrity: str) -> bool:
+        """Whether :meth:`get` would answer from memory (no disk read, no wait)."""
+        with self._lock:
+            return any(ref.name in self._memory for ref in refs(integrity))
+
     def was_quarantined(self, integrity: str) -> bool:
         """Whether the last :meth:`get` of this digest in this process quarantined it."""
         return refs(integrity)[0].name in self._quarantined

@@ -40,7 +40,7 @@ from unblank._origins import (
     report,
 )
 from unblank.breaker import BreakerPolicy
-from unblank.cache import AssetCache, Source
+from unblank.cache import AssetCache, Hit, Source
 from unblank.manifest import Asset, Manifest
 from unblank.retry import RETRYABLE_STATUSES, RetryPolicy
 
@@ -370,13 +370,14 @@ class AssetClient:
         cache = self.cache
         if cache is None:
             return await self._download(asset, repaired=False)
-        hit = cache.get(asset.integrity)
+        hit = await _cache_get(cache, asset.integrity)
         if hit is not None:
             self.stats.cache_hits += 1
             return Fetched(hit.data, asset.integrity, hit.source, None)
         repaired = cache.was_quarantined(asset.integrity)
         async with cache.single_flight_async(asset.integrity):
-            hit = cache.get(asset.integrity)  # another task may have fetched it meanwhile
+            # another task may have fetched it meanwhile
+            hit = await _cache_get(cache, asset.integrity)
             repaired = repaired or cache.was_quarantined(asset.integrity)
             if hit is not None:
                 self.stats.cache_hits += 1
@@ -412,7 +413,8 @@ class AssetClient:
             lambda o: o.asset_url(asset.path),
         )
         if self.cache is not None:
-            self.cache.put(asset.integrity, data)
+            # A disk write ends with two fsyncs: never on the event loop.
+            await asyncio.to_thread(self.cache.put, asset.integrity, data)
         if repaired:
             self.stats.repaired += 1
             self._emit(ClientEvent("repaired", origin.base, asset.path))
@@ -449,6 +451,13 @@ class AssetClient:
                 f"HTTP {status}{note}", counts=None if status == 429 else True, retry_after=wait
             )
         raise AttemptFailed(f"HTTP {status}", counts=status >= 500, retry=False)
+
+
+async def _cache_get(cache: AssetCache, meta: str) -> Hit | None:
+    """A cache lookup that reads and verifies disk entries off the event loop."""
+    if cache.in_memory(meta):
+        return cache.get(meta)
+    return await asyncio.to_thread(cache.get, meta)
 
 
 async def _read_body(response: httpx.Response, expected: int) -> bytes:
