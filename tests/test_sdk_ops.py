@@ -154,3 +154,32 @@ def test_collector_exports_cache_and_client_counters(tmp_path: Path) -> None:
 def test_collector_needs_something_to_report() -> None:
     with pytest.raises(ValueError, match="cache, a client or both"):
         SdkCollector()
+
+
+def test_lost_index_still_finds_the_last_manifest_in_content(tmp_path: Path) -> None:
+    fake = FakeOrigin(site=Site.from_files({"app.js": b"console.log(2)\n" * 20}))
+
+    async def first() -> str:
+        async with AssetClient(
+            origins=[fake.base], cache=AssetCache(tmp_path / "c"), transport=fake.transport
+        ) as client:
+            await client.get("app.js")
+            return (await client.manifest()).manifest.generation
+
+    generation = asyncio.run(first())
+    for index in (tmp_path / "c" / "index").iterdir():
+        index.unlink()  # the index is lost; the content is not
+    fake.inject(Fault.refuse())  # and every origin is down after the restart
+
+    async def after_restart() -> tuple[str, bool, bytes]:
+        async with AssetClient(
+            origins=[fake.base], cache=AssetCache(tmp_path / "c"), transport=fake.transport
+        ) as client:
+            result = await client.manifest()
+            fetched = await client.get("app.js")
+            return result.manifest.generation, result.stale, fetched.data
+
+    found, stale, data = asyncio.run(after_restart())
+    assert (found, stale) == (generation, True)
+    assert data == b"console.log(2)\n" * 20
+    assert AssetCache(tmp_path / "c").recall("manifest") is not None  # remembered again

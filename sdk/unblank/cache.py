@@ -35,6 +35,7 @@ to and compact, and it is shared by every process for free.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import enum
 import errno
@@ -276,6 +277,24 @@ class AssetCache:
                 return Hit(data, integrity, Source.DISK)
         self._count("disk_misses")
         return None
+
+    def scan(self, *, max_size: int) -> Iterator[Hit]:
+        """Every verified entry on disk of at most ``max_size`` bytes, in no order.
+
+        For rebuilding what the index held (the asset client finds its last
+        manifest this way when the index was lost); damaged entries are
+        skipped, as a :meth:`verify` would report them.
+        """
+        for entry in self._entries():
+            if entry.ref is None or entry.temp or entry.size > max_size:
+                continue
+            try:
+                data, _ = self._fs.read(self._join(entry.relpath))
+            except OSError:
+                continue
+            if matches(data, (entry.ref,)) is not None:
+                digest = base64.b64encode(entry.ref.digest).decode("ascii")
+                yield Hit(data, f"{entry.ref.algorithm}-{digest}", Source.DISK)
 
     def in_memory(self, integrity: str) -> bool:
         """Whether :meth:`get` would answer from memory (no disk read, no wait)."""

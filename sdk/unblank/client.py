@@ -322,7 +322,10 @@ class AssetClient:
             meta = cache.recall(MANIFEST_KEY)
             hit = cache.get(meta) if meta else None
             if hit is None:
-                return None
+                hit = _find_record(cache)  # the index was lost: look in the content itself
+                if hit is None:
+                    return None
+                cache.remember(MANIFEST_KEY, hit.integrity)
             record = json.loads(hit.data)
             if not isinstance(record, dict) or record.get("record") != _RECORD:
                 return None
@@ -451,6 +454,22 @@ class AssetClient:
                 f"HTTP {status}{note}", counts=None if status == 429 else True, retry_after=wait
             )
         raise AttemptFailed(f"HTTP {status}", counts=status >= 500, retry=False)
+
+
+def _find_record(cache: AssetCache) -> Hit | None:
+    """The newest manifest record among the cache's entries (content is self-describing)."""
+    prefix = json.dumps({"record": _RECORD})[:-1].encode("utf-8")
+    best: tuple[float, Hit] | None = None
+    for hit in cache.scan(max_size=MANIFEST_LIMIT):
+        if not hit.data.startswith(prefix):
+            continue
+        try:
+            validated = float(json.loads(hit.data)["validated"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        if best is None or validated > best[0]:
+            best = (validated, hit)
+    return None if best is None else best[1]
 
 
 async def _cache_get(cache: AssetCache, meta: str) -> Hit | None:
