@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.realserver import serve_in_thread
-from unblank import AssetCache, AssetClient, Manifest
+from unblank import AssetCache, AssetClient, FetchError, Manifest, StaleTooOld
 from unblank.metrics import SdkCollector
 from unblank.testing import FakeOrigin, Fault, Site
 from unblank_server.app import create_app
@@ -183,3 +183,103 @@ def test_lost_index_still_finds_the_last_manifest_in_content(tmp_path: Path) -> 
     assert (found, stale) == (generation, True)
     assert data == b"console.log(2)\n" * 20
     assert AssetCache(tmp_path / "c").recall("manifest") is not None  # remembered again
+
+
+def test_cache_commands_refuse_a_folder_that_is_not_a_cache(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "notes.txt").write_text("mine", encoding="utf-8")
+    assert main(["cache", "verify", str(tmp_path)]) == 2
+    assert "not a cache folder" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_restarted_client_protects_its_generation_from_eviction(tmp_path: Path) -> None:
+    files = {f"f{i}.bin": bytes([i]) * 50_000 for i in range(4)}
+    fake = FakeOrigin(site=Site.from_files(files))
+    folder = tmp_path / "c"
+
+    async def warm() -> None:
+        async with AssetClient(
+            origins=[fake.base], cache=AssetCache(folder), transport=fake.transport
+        ) as client:
+            await client.prefetch()
+
+    asyncio.run(warm())
+    # A new process whose cache is smaller than the generation plus one more entry.
+    cache = AssetCache(folder, memory_bytes=0, max_bytes=210_000)
+
+    async def restart() -> None:
+        async with AssetClient(origins=[fake.base], cache=cache, transport=fake.transport) as c:
+            await c.manifest()  # 304: nothing new to persist, but the pins must be there
+            from unblank import integrity
+
+            junk = b"not in the manifest" * 3000
+            await asyncio.to_thread(cache.put, integrity.compute(junk), junk)
+
+    asyncio.run(restart())
+    manifest = Manifest.loads(Site.from_files(files).manifest)
+    for name in files:
+        meta = manifest.assets[name].integrity
+        assert cache.get(meta) is not None, f"{name} of the current generation was evicted"
+
+
+def test_stale_bound_holds_on_every_call_after_it_passes(tmp_path: Path) -> None:
+    fake = FakeOrigin(site=Site.from_files({"app.css": b"body{}" * 10}))
+    now = [1_000_000.0]
+
+    def wall() -> float:
+        return now[0]
+
+    async def scenario() -> list[str]:
+        outcomes: list[str] = []
+        async with AssetClient(
+            origins=[fake.base],
+            cache=AssetCache(tmp_path / "c"),
+            transport=fake.transport,
+            wall_clock=wall,
+            stale_manifest_for=60,
+            manifest_max_age=0,
+            sleep=_no_sleep,
+        ) as client:
+            await client.get("app.css")
+            fake.inject(Fault.refuse())
+            now[0] += 30
+            fetched = await client.get("app.css")
+            outcomes.append(f"stale={fetched.stale}")
+            now[0] += 60
+            for _ in range(3):
+                try:
+                    await client.get("app.css")
+                    outcomes.append("served")
+                except StaleTooOld:
+                    outcomes.append("too old")
+        return outcomes
+
+    assert asyncio.run(scenario()) == ["stale=True", "too old", "too old", "too old"]
+
+
+async def _no_sleep(seconds: float) -> None:
+    return None
+
+
+def test_one_deadline_bounds_the_whole_get(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)  # accepts, never answers
+    base = f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+    async def scenario() -> float:
+        started = time.monotonic()
+        async with AssetClient(origins=[base], deadline=1.0, request_timeout=5.0) as client:
+            with pytest.raises(FetchError):
+                await client.get("app.js")
+        return time.monotonic() - started
+
+    try:
+        assert asyncio.run(scenario()) < 1.9
+    finally:
+        listener.close()

@@ -289,7 +289,7 @@ class Failover:
         asked = min(not_before.get(i, now) for i in waiting) - now
         delay = max(self.retry.backoff(round_ - 1, random=self._random), asked)
         if delay >= deadline.remaining():
-            if asked >= deadline.remaining():
+            if asked > 0 and asked >= deadline.remaining():
                 return f"Retry-After asks for {asked:g}s, beyond the deadline of {self.deadline:g}s"
             return f"the deadline of {self.deadline:g}s would pass before the next try"
         if delay > 0:

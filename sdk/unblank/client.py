@@ -79,6 +79,7 @@ class Fetched:
     integrity: str
     source: Source
     origin: str | None
+    stale: bool = False  # looked up in a stale manifest (every origin failed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +155,7 @@ class AssetClient:
         self.mirrors = tuple(Origin.coerce(m) for m in mirrors)
         self.cache = cache
         self.stats = ClientStats()
+        self.deadline = deadline
         self.stale_manifest_for = stale_manifest_for
         self.manifest_max_age = manifest_max_age
         self._prefetch_concurrency = prefetch_concurrency
@@ -178,6 +180,8 @@ class AssetClient:
         )
         self._known: _Known | None = None
         self._checked_at: float | None = None  # monotonic time of the last manifest() outcome
+        self._stale = False  # the manifest held is a stale copy (every origin failed)
+        self._record: str | None = None  # the cache entry of the persisted manifest record
         self._manifest_lock: asyncio.Lock | None = None
         self._persisted_validated: float | None = None
 
@@ -219,6 +223,7 @@ class AssetClient:
         except FetchError as exc:
             return self._serve_stale(exc)
         self._checked_at = self._clock()
+        self._stale = False
         known = answer.known
         previous = self._known
         if known is None:  # 304: what we hold is current
@@ -244,6 +249,9 @@ class AssetClient:
         async with self._manifest_lock:  # concurrent callers share one revalidation
             checked, known = self._checked_at, self._known
             fresh = checked is not None and self._clock() - checked < self.manifest_max_age
+            if known is not None and self._stale:
+                # A stale copy is reused only while it is within its bound.
+                fresh = fresh and self._wall() - known.validated <= self.stale_manifest_for
             if known is not None and fresh:
                 return known.manifest
             return (await self.manifest()).manifest
@@ -267,7 +275,6 @@ class AssetClient:
 
     def _serve_stale(self, exc: FetchError) -> ManifestResult:
         known = self._known
-        self._checked_at = self._clock()
         if known is None:
             raise FetchError(
                 f"{exc}\nNo earlier manifest is kept to serve instead "
@@ -282,6 +289,8 @@ class AssetClient:
                 f"{self.stale_manifest_for:g}s allows.",
                 attempts=exc.attempts,
             ) from exc
+        self._checked_at = self._clock()  # only a manifest actually served counts as checked
+        self._stale = True
         self.stats.stale_served += 1
         self._emit(ClientEvent("stale", known.origin, f"manifest {age:.0f}s old"))
         return ManifestResult(
@@ -293,6 +302,7 @@ class AssetClient:
         cache = self.cache
         if cache is None:
             return
+        self._pin(known)
         new = previous is None or previous.raw != known.raw
         # Rewriting on every 304 would churn the disk; a record up to a tenth of
         # the bound old only makes the stale copy look older, never younger.
@@ -311,8 +321,15 @@ class AssetClient:
         meta = integrity.compute(record)
         cache.put(meta, record)
         cache.remember(MANIFEST_KEY, meta)
-        cache.pin([meta, *(a.integrity for a in known.manifest.assets.values())])
+        self._record = meta
+        self._pin(known)
         self._persisted_validated = known.validated
+
+    def _pin(self, known: _Known) -> None:
+        """What the current manifest references is never evicted by ``max_bytes``."""
+        if self.cache is not None:
+            records = [self._record] if self._record else []
+            self.cache.pin([*records, *(a.integrity for a in known.manifest.assets.values())])
 
     def _load_persisted(self) -> _Known | None:
         cache = self.cache
@@ -332,7 +349,7 @@ class AssetClient:
             raw = str(record["manifest"]).encode("utf-8")
             etag, origin = record.get("etag"), record.get("origin")
             self._persisted_validated = float(record["validated"])
-            return _Known(
+            known = _Known(
                 Manifest.loads(raw),
                 raw,
                 etag if isinstance(etag, str) else None,
@@ -341,11 +358,34 @@ class AssetClient:
             )
         except (UnblankError, ValueError, KeyError, TypeError):
             return None  # a record we cannot read is no record: never a half-loaded manifest
+        self._record = hit.integrity
+        self._pin(known)  # a restarted process protects its generation from eviction at once
+        return known
 
     # -- assets -----------------------------------------------------------
 
     async def get(self, name: str) -> Fetched:
-        """Verified bytes of the asset with logical ``name`` (``"app.js"``)."""
+        """Verified bytes of the asset with logical ``name`` (``"app.js"``), within
+        one ``deadline`` for the whole call (manifest included)."""
+        return await self._within_deadline(f"asset {name!r}", self._get(name))
+
+    async def get_path(self, path: str) -> Fetched:
+        """Verified bytes of the asset published at ``path`` (``"app.3f2a9c1e5b.js"``)."""
+        return await self._within_deadline(f"asset at {path!r}", self._get_path(path))
+
+    async def _within_deadline(self, what: str, call: Awaitable[Fetched]) -> Fetched:
+        try:
+            async with asyncio.timeout(self.deadline):
+                fetched = await call
+        except TimeoutError as exc:
+            raise FetchError(
+                f"no verified answer for {what} within the deadline of {self.deadline:g}s"
+            ) from exc
+        if self._stale and not fetched.stale:
+            fetched = Fetched(fetched.data, fetched.integrity, fetched.source, fetched.origin, True)
+        return fetched
+
+    async def _get(self, name: str) -> Fetched:
         manifest = await self.current_manifest()
         if name not in manifest.assets:
             manifest = (await self.manifest()).manifest  # perhaps a deploy we have not seen
@@ -357,8 +397,7 @@ class AssetClient:
             ) from None
         return await self.fetch_asset(asset)
 
-    async def get_path(self, path: str) -> Fetched:
-        """Verified bytes of the asset published at ``path`` (``"app.3f2a9c1e5b.js"``)."""
+    async def _get_path(self, path: str) -> Fetched:
         manifest = await self.current_manifest()
         asset = manifest.asset_by_path(path)
         if asset is None:

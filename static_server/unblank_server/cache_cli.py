@@ -69,8 +69,13 @@ def add_cache_commands(commands: Any) -> None:
 
 
 def _open(folder: Path, *, create: bool = False) -> AssetCache:
-    if not create and not folder.is_dir():
-        raise BadInputError(f"{str(folder)!r} is not a cache folder")
+    # Only `fetch` makes a cache: the others refuse a folder that is not one
+    # rather than laying out an empty cache in it and reporting it clean.
+    if not create and not ((folder / "content").is_dir() or (folder / "index").is_dir()):
+        raise BadInputError(
+            f"{str(folder)!r} is not a cache folder (no content/ or index/ in it); "
+            "`unblank fetch ORIGIN DIR` makes one"
+        )
     return AssetCache(folder, memory_bytes=0)
 
 
