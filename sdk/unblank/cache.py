@@ -296,6 +296,20 @@ class AssetCache:
                 digest = base64.b64encode(entry.ref.digest).decode("ascii")
                 yield Hit(data, f"{entry.ref.algorithm}-{digest}", Source.DISK)
 
+    def discard(self, integrity: str) -> bool:
+        """Remove an entry from both tiers; True when a file was removed.
+
+        For entries the owner knows are superseded (the asset client drops
+        its previous manifest record), so they do not pile up until ``gc``.
+        """
+        removed = False
+        for ref in refs(integrity):
+            self._forget_memory(ref.name)
+            self._touched.pop(ref.name, None)
+            if self.root is not None:
+                removed = self._remove(self._join(ref.relpath())) or removed
+        return removed
+
     def in_memory(self, integrity: str) -> bool:
         """Whether :meth:`get` would answer from memory (no disk read, no wait)."""
         with self._lock:

@@ -321,6 +321,8 @@ class AssetClient:
         meta = integrity.compute(record)
         cache.put(meta, record)
         cache.remember(MANIFEST_KEY, meta)
+        if self._record is not None and self._record != meta:
+            cache.discard(self._record)  # superseded: records would pile up otherwise
         self._record = meta
         self._pin(known)
         self._persisted_validated = known.validated
