@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.realserver import serve_in_thread
 from unblank import AssetCache, AssetClient, FetchError, Manifest, StaleTooOld
 from unblank.metrics import SdkCollector
-from unblank.testing import FakeOrigin, Fault, Site
+from unblank.testing import CacheCorruptor, FakeOrigin, Fault, Site
 from unblank_server.app import create_app
 from unblank_server.builder import BuildOptions, build
 from unblank_server.cli import main
@@ -302,3 +302,35 @@ def test_superseded_manifest_records_do_not_pile_up(tmp_path: Path) -> None:
     records = [hit for hit in cache.scan(max_size=1 << 20) if hit.data.startswith(b'{"record"')]
     assert len(records) == 1
     assert cache.recall("manifest") == records[0].integrity
+
+
+DAMAGE = ["flip_bit", "truncate", "zero_length", "nul_fill", "swap_in", "delete"]
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_corruptor_damage_never_reaches_the_caller(tmp_path: Path, damage: str) -> None:
+    files = {"a.js": b"export const a = 1;\n" * 30, "b.js": b"export const b = 2;\n" * 30}
+    fake = FakeOrigin(site=Site.from_files(files))
+    manifest = Manifest.loads(fake.site.manifest)
+    a, b = (manifest.assets[n].integrity for n in ("a.js", "b.js"))
+    corruptor = CacheCorruptor(tmp_path / "c")
+
+    async def scenario() -> list[tuple[bytes, str]]:
+        cache = AssetCache(tmp_path / "c", memory_bytes=0)
+        async with AssetClient(origins=[fake.base], cache=cache, transport=fake.transport) as c:
+            await c.prefetch()
+            if damage == "swap_in":
+                corruptor.swap_in(a, b)
+            else:
+                getattr(corruptor, damage)(a)
+            corruptor.garble_index()
+            corruptor.leave_temp_file(a)
+            got = [await c.get("a.js"), await c.get("b.js"), await c.get("a.js")]
+            assert cache.verify().clean
+            return [(f.data, str(f.source)) for f in got]
+
+    (first, source), second, third = asyncio.run(scenario())
+    assert first == files["a.js"]
+    assert source in ("repaired", "origin")  # deleted: simply fetched again
+    assert second == (files["b.js"], "disk")
+    assert third[0] == files["a.js"]

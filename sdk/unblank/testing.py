@@ -7,6 +7,9 @@ without a network.  Faults are injected per origin or per URL path, for the
 next *n* requests or for good: refused connections, timeouts, 5xx, 429 with
 ``Retry-After``, short bodies, wrong bytes, HTML instead of the asset, slowness.
 Several origins share one transport through :class:`FakeNetwork`.
+:class:`CacheCorruptor` damages a cache folder (flipped bits, truncation,
+NULs, another entry's bytes, a garbled or lost index, killed writers' temp
+files); :class:`FaultyFileSystem` makes its disk fail (``AssetCache(fs=...)``).
 
 >>> site = Site.from_files({"app.js": b"alert(1)"})
 >>> primary = FakeOrigin(site=site, base="http://primary.test")
@@ -33,9 +36,18 @@ from types import MappingProxyType
 import httpx
 
 from unblank import integrity
+from unblank._fs import FaultyFileSystem
 from unblank.manifest import Asset, Manifest
 
-__all__ = ["FakeNetwork", "FakeOrigin", "Fault", "Site", "corrupt_files_holding"]
+__all__ = [
+    "CacheCorruptor",
+    "FakeNetwork",
+    "FakeOrigin",
+    "Fault",
+    "FaultyFileSystem",
+    "Site",
+    "corrupt_files_holding",
+]
 
 _HTML = b"<!doctype html><title>502</title><h1>Bad gateway</h1>"
 
@@ -295,3 +307,75 @@ def _files(root: Path) -> Iterable[Path]:
     for folder, _, names in os.walk(root):
         for name in names:
             yield Path(folder) / name
+
+
+class CacheCorruptor:
+    """Damage an :class:`~unblank.AssetCache` folder the ways disks and people do,
+    to test that an integration survives it (every read must still give the
+    right bytes or a clear error).
+
+    >>> import tempfile
+    >>> from unblank import AssetCache, integrity
+    >>> folder = tempfile.mkdtemp()
+    >>> cache = AssetCache(folder, memory_bytes=0)
+    >>> meta = integrity.compute(b"console.log(1)")
+    >>> cache.put(meta, b"console.log(1)")
+    >>> CacheCorruptor(folder).flip_bit(meta)
+    >>> cache.get(meta) is None, cache.was_quarantined(meta)
+    (True, True)
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def path(self, meta: str) -> Path:
+        """The content file of an entry (by its strongest digest)."""
+        digest = integrity.strongest(integrity.parse(meta))[0]
+        hexd = digest.digest.hex()
+        return self.root / "content" / digest.algorithm / hexd[:2] / hexd
+
+    def flip_bit(self, meta: str, *, at: int | None = None) -> None:
+        data = bytearray(self.path(meta).read_bytes())
+        data[len(data) // 2 if at is None else at] ^= 0x01
+        self.path(meta).write_bytes(bytes(data))
+
+    def truncate(self, meta: str, *, keep: int | None = None) -> None:
+        path = self.path(meta)
+        size = path.stat().st_size
+        os.truncate(path, size // 2 if keep is None else keep)
+
+    def zero_length(self, meta: str) -> None:
+        os.truncate(self.path(meta), 0)
+
+    def nul_fill(self, meta: str) -> None:
+        path = self.path(meta)
+        path.write_bytes(b"\0" * path.stat().st_size)
+
+    def swap_in(self, meta: str, other: str) -> None:
+        """Put another entry's valid bytes under this entry's name."""
+        self.path(meta).write_bytes(self.path(other).read_bytes())
+
+    def delete(self, meta: str) -> None:
+        self.path(meta).unlink()
+
+    def garble_index(self) -> None:
+        """Flip bytes in the middle of every index line (their checksums fail)."""
+        for index in (self.root / "index").glob("*.jsonl"):
+            lines = index.read_bytes().split(b"\n")
+            index.write_bytes(b"\n".join(line[:10] + b"#" + line[11:] for line in lines))
+
+    def truncate_index(self) -> None:
+        for index in (self.root / "index").glob("*.jsonl"):
+            os.truncate(index, index.stat().st_size // 2)
+
+    def delete_index(self) -> None:
+        for index in (self.root / "index").glob("*.jsonl"):
+            index.unlink()
+
+    def leave_temp_file(self, meta: str) -> Path:
+        """A half-written temp file beside the entry, as a killed writer leaves."""
+        path = self.path(meta)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.parent / f".tmp-{path.name[:16]}-killed"
+        temp.write_bytes(b"half a write")
+        return temp
