@@ -183,7 +183,8 @@ def test_lost_index_still_finds_the_last_manifest_in_content(tmp_path: Path) -> 
     found, stale, data = asyncio.run(after_restart())
     assert (found, stale) == (generation, True)
     assert data == b"console.log(2)\n" * 20
-    assert AssetCache(tmp_path / "c").recall("manifest") is not None  # remembered again
+    records = (tmp_path / "c" / "index" / "index.jsonl").read_text(encoding="utf-8")
+    assert '"manifest:' in records  # remembered again
 
 
 def test_cache_commands_refuse_a_folder_that_is_not_a_cache(
@@ -301,7 +302,8 @@ def test_superseded_manifest_records_do_not_pile_up(tmp_path: Path) -> None:
     asyncio.run(deploys())
     records = [hit for hit in cache.scan(max_size=1 << 20) if hit.data.startswith(b'{"record"')]
     assert len(records) == 1
-    assert cache.recall("manifest") == records[0].integrity
+    index = (tmp_path / "c" / "index" / "index.jsonl").read_text(encoding="utf-8")
+    assert records[0].integrity in index
 
 
 DAMAGE = ["flip_bit", "truncate", "zero_length", "nul_fill", "swap_in", "delete"]
@@ -334,3 +336,75 @@ def test_corruptor_damage_never_reaches_the_caller(tmp_path: Path, damage: str) 
     assert source in ("repaired", "origin")  # deleted: simply fetched again
     assert second == (files["b.js"], "disk")
     assert third[0] == files["a.js"]
+
+
+def test_apps_sharing_a_cache_never_get_each_others_manifest(tmp_path: Path) -> None:
+    first = FakeOrigin(
+        site=Site.from_files({"index.html": b"<p>app one</p>"}), base="http://one.test"
+    )
+    second = FakeOrigin(
+        site=Site.from_files({"index.html": b"<p>app two</p>"}), base="http://two.test"
+    )
+    folder = tmp_path / "shared"
+
+    async def warm(origin: FakeOrigin) -> None:
+        async with AssetClient(
+            origins=[origin.base], cache=AssetCache(folder), transport=origin.transport
+        ) as client:
+            await client.prefetch()
+
+    asyncio.run(warm(first))
+    asyncio.run(warm(second))  # the last writer of the shared cache
+    first.inject(Fault.refuse())
+
+    async def restart_first() -> bytes:
+        async with AssetClient(
+            origins=[first.base], cache=AssetCache(folder), transport=first.transport
+        ) as client:
+            return (await client.get("index.html")).data
+
+    assert asyncio.run(restart_first()) == b"<p>app one</p>"
+    for index in (folder / "index").iterdir():
+        index.unlink()  # and when the index is lost, the content is searched by origin too
+    assert asyncio.run(restart_first()) == b"<p>app one</p>"
+
+
+def test_an_origin_that_never_answers_still_leaves_time_for_the_stale_copy(
+    tmp_path: Path,
+) -> None:
+    import socket
+    import time
+
+    fake = FakeOrigin(site=Site.from_files({"app.js": b"export default 1;\n" * 20}))
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)  # accepts, never answers
+    hanging = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    folder = tmp_path / "c"
+
+    async def warm() -> None:
+        async with AssetClient(
+            origins=[hanging],
+            mirrors=[fake.base],
+            cache=AssetCache(folder),
+            transport=fake.transport,
+        ) as client:
+            await client.prefetch()
+
+    async def later() -> tuple[bool, bytes, float]:
+        started = time.monotonic()
+        async with AssetClient(
+            origins=[hanging], cache=AssetCache(folder), deadline=2.0, request_timeout=5.0
+        ) as client:
+            fetched = await client.get("app.js")
+        return fetched.stale, fetched.data, time.monotonic() - started
+
+    # Warm through the fake (it answers for any host, so the record names the
+    # hanging origin), then read back over the real network where it hangs.
+    asyncio.run(warm())
+    try:
+        stale, data, took = asyncio.run(later())
+    finally:
+        listener.close()
+    assert stale and data == b"export default 1;\n" * 20
+    assert took < 1.9

@@ -19,10 +19,11 @@ b'alert(1)'
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import random as _random
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import Any, Final, Self
@@ -54,7 +55,7 @@ __all__ = [
     "PrefetchReport",
 ]
 
-MANIFEST_KEY: Final = "manifest"  # the cache index key of the last good manifest
+MANIFEST_KEY: Final = "manifest"  # prefix of the cache index keys of the last good manifests
 MANIFEST_LIMIT: Final = 32 << 20  # a manifest of 100k assets is ~20 MiB; more is not one
 _RECORD: Final = "unblank-manifest-record/1"
 
@@ -153,6 +154,10 @@ class AssetClient:
             raise ValueError("AssetClient prefetch_concurrency must be an integer >= 1")
         self.origins = tuple(Origin.coerce(o) for o in origins)
         self.mirrors = tuple(Origin.coerce(m) for m in mirrors)
+        # Apps may share one cache: each set of origins keeps its own last manifest.
+        self._bases = frozenset(o.base for o in (*self.origins, *self.mirrors))
+        fingerprint = hashlib.sha256("\n".join(sorted(self._bases)).encode()).hexdigest()[:16]
+        self._manifest_key = f"{MANIFEST_KEY}:{fingerprint}"
         self.cache = cache
         self.stats = ClientStats()
         self.deadline = deadline
@@ -216,12 +221,21 @@ class AssetClient:
         """
         if self._known is None:
             self._known = self._load_persisted()
+        # With a copy to fall back on, asking the origins may take half the
+        # deadline: an origin that accepts and never answers must not eat the
+        # time the stale copy and the asset still need.
+        budget = self.deadline / 2 if self._known is not None else None
         try:
-            answer, origin, mirror = await self._failover.run(
-                "the manifest", self._manifest_attempt, lambda o: o.manifest_url
-            )
+            async with asyncio.timeout(budget):
+                answer, origin, mirror = await self._failover.run(
+                    "the manifest", self._manifest_attempt, lambda o: o.manifest_url
+                )
         except FetchError as exc:
             return self._serve_stale(exc)
+        except TimeoutError as exc:
+            failure = FetchError(f"no origin or mirror answered the manifest within {budget:g}s")
+            failure.__cause__ = exc
+            return self._serve_stale(failure)
         self._checked_at = self._clock()
         self._stale = False
         known = answer.known
@@ -320,7 +334,7 @@ class AssetClient:
         ).encode("utf-8")
         meta = integrity.compute(record)
         cache.put(meta, record)
-        cache.remember(MANIFEST_KEY, meta)
+        cache.remember(self._manifest_key, meta)
         if self._record is not None and self._record != meta:
             cache.discard(self._record)  # superseded: records would pile up otherwise
         self._record = meta
@@ -338,16 +352,19 @@ class AssetClient:
         if cache is None:
             return None
         try:
-            meta = cache.recall(MANIFEST_KEY)
+            meta = cache.recall(self._manifest_key)
             hit = cache.get(meta) if meta else None
             if hit is None:
-                hit = _find_record(cache)  # the index was lost: look in the content itself
+                # the index was lost: look in the content itself
+                hit = _find_record(cache, self._bases)
                 if hit is None:
                     return None
-                cache.remember(MANIFEST_KEY, hit.integrity)
+                cache.remember(self._manifest_key, hit.integrity)
             record = json.loads(hit.data)
             if not isinstance(record, dict) or record.get("record") != _RECORD:
                 return None
+            if record.get("origin") not in self._bases:
+                return None  # another app's manifest in a shared cache: never ours
             raw = str(record["manifest"]).encode("utf-8")
             etag, origin = record.get("etag"), record.get("origin")
             self._persisted_validated = float(record["validated"])
@@ -497,15 +514,28 @@ class AssetClient:
         raise AttemptFailed(f"HTTP {status}", counts=status >= 500, retry=False)
 
 
-def _find_record(cache: AssetCache) -> Hit | None:
-    """The newest manifest record among the cache's entries (content is self-describing)."""
+def manifest_records(cache: AssetCache) -> Iterator[tuple[dict[str, Any], Hit]]:
+    """Every manifest record a client kept in ``cache`` (found by content, not index)."""
     prefix = json.dumps({"record": _RECORD})[:-1].encode("utf-8")
-    best: tuple[float, Hit] | None = None
     for hit in cache.scan(max_size=MANIFEST_LIMIT):
         if not hit.data.startswith(prefix):
             continue
         try:
-            validated = float(json.loads(hit.data)["validated"])
+            record = json.loads(hit.data)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            yield record, hit
+
+
+def _find_record(cache: AssetCache, bases: frozenset[str]) -> Hit | None:
+    """The newest manifest record of these origins among the cache's entries."""
+    best: tuple[float, Hit] | None = None
+    for record, hit in manifest_records(cache):
+        if record.get("origin") not in bases:
+            continue
+        try:
+            validated = float(record["validated"])
         except (ValueError, KeyError, TypeError):
             continue
         if best is None or validated > best[0]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from unblank import AssetCache, AssetClient, FetchError, Manifest, ManifestError, Origin
-from unblank.client import MANIFEST_KEY, PrefetchReport
+from unblank.client import PrefetchReport, manifest_records
 from unblank_server.errors import BadInputError
 from unblank_server.serve_cli import parse_size
 
@@ -71,9 +71,13 @@ def add_cache_commands(commands: Any) -> None:
 def _open(folder: Path, *, create: bool = False) -> AssetCache:
     # Only `fetch` makes a cache: the others refuse a folder that is not one
     # rather than laying out an empty cache in it and reporting it clean.
-    if not create and not ((folder / "content").is_dir() or (folder / "index").is_dir()):
+    if (
+        not create
+        and not (folder / "index" / "index.jsonl").is_file()
+        and not any((folder / "content").glob("sha*"))
+    ):
         raise BadInputError(
-            f"{str(folder)!r} is not a cache folder (no content/ or index/ in it); "
+            f"{str(folder)!r} is not a cache folder (no index/index.jsonl or content/sha*/); "
             "`unblank fetch ORIGIN DIR` makes one"
         )
     return AssetCache(folder, memory_bytes=0)
@@ -117,17 +121,15 @@ def cache_command(args: argparse.Namespace) -> int:
 
 
 def _pin_current(cache: AssetCache) -> None:
-    """Spare what the last manifest a client kept here references."""
-    meta = cache.recall(MANIFEST_KEY)
-    hit = None if meta is None else cache.get(meta)
-    if meta is None or hit is None:
-        return
-    try:
-        record = json.loads(hit.data)  # the client's record: the manifest and its ETag
-        manifest = Manifest.loads(record["manifest"] if isinstance(record, dict) else hit.data)
-    except (ValueError, KeyError, TypeError, ManifestError):
-        return
-    cache.pin([meta, *(asset.integrity for asset in manifest.assets.values())])
+    """Spare what the manifests clients kept here reference (every app sharing the cache)."""
+    keep: list[str] = []
+    for record, hit in manifest_records(cache):
+        try:
+            manifest = Manifest.loads(str(record["manifest"]))
+        except (KeyError, ManifestError):
+            continue
+        keep += [hit.integrity, *(asset.integrity for asset in manifest.assets.values())]
+    cache.pin(keep)
 
 
 def fetch_command(args: argparse.Namespace) -> int:
