@@ -132,8 +132,8 @@ def test_interrupt_exits_at_once_and_names_the_served_generation(tmp_path: Path)
     dist = tmp_path / "dist"
     build(src, dist, FAST)
     served = current(dist).generation
-    words = " ".join(f"w{i * 7919 % 100003}" for i in range(1_500_000))
-    write(src, {"big.txt": words})  # brotli 11 on this takes seconds
+    words = " ".join(f"w{i * 7919 % 100003}" for i in range(4_000_000))
+    write(src, {"big.txt": words})  # brotli 11 on this takes well over ten seconds
     proc = subprocess.Popen(
         [sys.executable, "-m", "unblank_server", "build", str(src), str(dist)],
         stdout=subprocess.PIPE,
@@ -148,7 +148,8 @@ def test_interrupt_exits_at_once_and_names_the_served_generation(tmp_path: Path)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130
-    assert time.monotonic() - started < 3
+    # Generous for a loaded CI machine, and still far less than brotli needs.
+    assert time.monotonic() - started < 8
     assert f"interrupted; DIST serves generation {served}" in err
     assert current(dist).generation == served
 
