@@ -276,13 +276,14 @@ def test_one_deadline_bounds_the_whole_get(tmp_path: Path) -> None:
 
     async def scenario() -> float:
         started = time.monotonic()
-        async with AssetClient(origins=[base], deadline=1.0, request_timeout=5.0) as client:
+        async with AssetClient(origins=[base], deadline=2.0, request_timeout=10.0) as client:
             with pytest.raises(FetchError):
                 await client.get("app.js")
         return time.monotonic() - started
 
     try:
-        assert asyncio.run(scenario()) < 1.9
+        # one deadline for the whole call: about 2 s, where manifest + asset took 4
+        assert asyncio.run(scenario()) < 3.5
     finally:
         listener.close()
 
@@ -394,7 +395,7 @@ def test_an_origin_that_never_answers_still_leaves_time_for_the_stale_copy(
     async def later() -> tuple[bool, bytes, float]:
         started = time.monotonic()
         async with AssetClient(
-            origins=[hanging], cache=AssetCache(folder), deadline=2.0, request_timeout=5.0
+            origins=[hanging], cache=AssetCache(folder), deadline=4.0, request_timeout=10.0
         ) as client:
             fetched = await client.get("app.js")
         return fetched.stale, fetched.data, time.monotonic() - started
@@ -407,4 +408,4 @@ def test_an_origin_that_never_answers_still_leaves_time_for_the_stale_copy(
     finally:
         listener.close()
     assert stale and data == b"export default 1;\n" * 20
-    assert took < 1.9
+    assert took < 3.5  # half the deadline for the origins, then the stale copy at once
