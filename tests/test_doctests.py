@@ -23,6 +23,7 @@ MODULES = [
     "unblank.metrics",
     "unblank.client",
     "unblank.sync",
+    "unblank.shell",
     "unblank._origins",
     "unblank.testing",
     "unblank.retry",

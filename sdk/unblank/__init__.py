@@ -29,6 +29,7 @@ from unblank.client import (
 )
 from unblank.manifest import Asset, Entry, Manifest
 from unblank.retry import RetryPolicy
+from unblank.shell import Shell
 from unblank.sync import SyncAssetClient
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "Origin",
     "PrefetchReport",
     "RetryPolicy",
+    "Shell",
     "Source",
     "StaleTooOld",
     "SyncAssetClient",
