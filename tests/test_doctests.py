@@ -20,6 +20,7 @@ MODULES = [
     "unblank_server.guided",
     "unblank_server.serving",
     "unblank_server.serve_cli",
+    "unblank_server.reports",
     "unblank.metrics",
     "unblank.client",
     "unblank.sync",

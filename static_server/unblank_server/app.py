@@ -52,6 +52,7 @@ from unblank_server.http import (
 )
 from unblank_server.metrics import BOUNDS, Gauges, Stats, exposition
 from unblank_server.metrics import CONTENT_TYPE as METRICS_TYPE
+from unblank_server.reports import MAX_BODY, Rejected, ReportIntake, read_body
 from unblank_server.resources import (
     CorruptFile,
     FileGone,
@@ -79,6 +80,7 @@ access_logger = logging.getLogger("unblank.access")
 MiB: Final = 1 << 20
 CHUNK: Final = 512 * 1024  # streamed files go out in pieces of this size
 ALLOW: Final = b"GET, HEAD, OPTIONS"
+REPORT_ALLOW: Final = b"POST, OPTIONS"
 # The request fields the server reads; every other one is skipped unparsed.
 _FIELDS: Final = frozenset(
     {
@@ -208,6 +210,7 @@ class StaticApp:
         # CORS failure that hides it (guided pages set nosniff themselves).
         cors = [h for h in self.policy.extra() if h[0] != b"x-content-type-options"]
         self.pages = GuidedPages(PageRenderer(brand=settings.brand), extra_headers=cors)
+        self.reports = ReportIntake()
         self.in_flight = 0
         self._loading: dict[str, anyio.Event] = {}  # bodies being read, by file
         self._negotiated: dict[tuple[bytes | None, tuple[str, ...]], str | bool | None] = {}
@@ -312,11 +315,11 @@ class StaticApp:
                         self.in_flight -= 1
                     status, coding, sent = 200, variant.label, len(body)
             elif prefix == "/" and relative.startswith("_unblank/"):
-                status, sent = await self._admin(scope, send, relative[9:])
+                status, sent = await self._admin(scope, receive, send, relative[9:])
             else:
                 status, coding, sent = await self._file(scope, send, resource, relative)
         elif path.startswith("/_unblank/"):
-            status, sent = await self._admin(scope, send, path[10:])
+            status, sent = await self._admin(scope, receive, send, path[10:])
         else:
             status, sent = await self._error(scope, send, "not-found")
         elapsed = perf_counter() - started
@@ -669,8 +672,12 @@ class StaticApp:
         await send({"type": "http.response.body", "body": b"" if head else answer.body})
         return answer.status, 0 if head else len(answer.body)
 
-    async def _admin(self, scope: Scope, send: Send, name: str) -> tuple[int, int]:
+    async def _admin(
+        self, scope: Scope, receive: Receive, send: Send, name: str
+    ) -> tuple[int, int]:
         method = scope["method"]
+        if name == "report":
+            return await self._report(scope, receive, send)
         if name == "manifest.json":
             table = self.store.table
             if table.manifest_resource is None:
@@ -717,6 +724,37 @@ class StaticApp:
         body = json.dumps(report).encode("utf-8")
         return await _plain(scope, send, status, "application/json", body)
 
+    async def _report(self, scope: Scope, receive: Receive, send: Send) -> tuple[int, int]:
+        """The watchdog's beacon: 204 when accepted, a guided 4xx saying why not."""
+        method = scope["method"]
+        if method == "OPTIONS":
+            headers: Headers = [(b"allow", REPORT_ALLOW)]
+            if self.settings.cors_origin is not None:
+                headers += [
+                    (b"access-control-allow-origin", self.settings.cors_origin.encode("latin-1")),
+                    (b"access-control-allow-methods", b"POST"),
+                    (b"access-control-allow-headers", b"content-type"),
+                    (b"access-control-max-age", b"86400"),
+                ]
+            return await _empty(send, 204, headers)
+        if method != "POST":
+            allow = [(b"allow", REPORT_ALLOW)]
+            return await self._error(scope, send, "bad-request", status=405, headers=allow)
+        client = scope.get("client")
+        try:
+            body = await read_body(receive, MAX_BODY)
+            self.reports.accept(body, client[0] if client else "unknown")
+        except Rejected as exc:
+            if exc.status == 429:
+                return await self._error(scope, send, "rate-limited", retry_after=exc.retry_after)
+            return await self._error(scope, send, "bad-request", status=exc.status)
+        headers = []
+        if self.settings.cors_origin is not None:
+            headers.append(
+                (b"access-control-allow-origin", self.settings.cors_origin.encode("latin-1"))
+            )
+        return await _empty(send, 204, headers)
+
     def _gauges(self) -> Gauges:
         table = self.store.table
         return Gauges(
@@ -726,6 +764,8 @@ class StaticApp:
             in_flight=self.in_flight,
             generation=table.manifest.generation if table.manifest else None,
             generations=len(table.generations),
+            reports=dict(self.reports.accepted),
+            reports_rejected=dict(self.reports.rejected),
         )
 
     def _log_access(
@@ -900,6 +940,12 @@ async def _send_pieces(
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": out})
     return len(out)
+
+
+async def _empty(send: Send, status: int, headers: Headers) -> tuple[int, int]:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
+    return status, 0
 
 
 async def _plain(

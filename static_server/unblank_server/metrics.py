@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -61,6 +61,8 @@ class Gauges:
     in_flight: int
     generation: str | None
     generations: int
+    reports: dict[str, int] = field(default_factory=dict)
+    reports_rejected: dict[str, int] = field(default_factory=dict)
 
 
 class _Collector(Collector):
@@ -131,6 +133,18 @@ class _Collector(Collector):
         if gauges.generation:
             info.add_metric([gauges.generation], 1)
         yield info
+        reports = CounterMetricFamily(
+            "unblank_reports", "Incident reports accepted from browsers, by cause", labels=["cause"]
+        )
+        for cause, count in sorted(gauges.reports.items()):
+            reports.add_metric([cause], count)
+        yield reports
+        rejected = CounterMetricFamily(
+            "unblank_reports_rejected", "Incident reports refused, by reason", labels=["reason"]
+        )
+        for reason, count in sorted(gauges.reports_rejected.items()):
+            rejected.add_metric([reason], count)
+        yield rejected
         yield GaugeMetricFamily(
             "unblank_generations_served",
             "Generations whose files are served (the current one and those retained)",
