@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -40,14 +39,17 @@ import anyio
 import anyio.to_thread
 
 from unblank_pages import REASONS, Brand, PageRenderer
+from unblank_server.conditional import (
+    if_range_holds,
+    partial_answer,
+    preconditions,
+    send_pieces,
+)
 from unblank_server.errors import ConfigError
 from unblank_server.guided import GuidedPages
 from unblank_server.http import (
-    ByteRange,
     RangeNotSatisfiable,
     choose_coding,
-    etag_matches,
-    parse_http_date,
     parse_ranges,
 )
 from unblank_server.metrics import BOUNDS, Gauges, Stats, exposition
@@ -423,7 +425,7 @@ class StaticApp:
             return status, "identity", sent
         variant = resource.variants[coding]  # type: ignore[index]
         if fields:
-            verdict = _preconditions(fields, variant, resource, method)
+            verdict = preconditions(fields, variant, resource, method)
             if verdict == 304:
                 await send(
                     {"type": "http.response.start", "status": 304, "headers": variant.not_modified}
@@ -581,7 +583,7 @@ class StaticApp:
                 return None
             variant = resource.identity
         if_range = fields.get(b"if-range")
-        if if_range is not None and not _if_range_holds(
+        if if_range is not None and not if_range_holds(
             if_range.decode("latin-1"), variant, resource
         ):
             return None
@@ -593,13 +595,13 @@ class StaticApp:
             return status, "identity", sent
         if ranges is None:
             return None
-        status, headers, pieces = _partial(variant, resource.content_type, ranges)
+        status, headers, pieces = partial_answer(variant, resource.content_type, ranges)
         try:
             body = await self._body(variant)
             if body is None:
                 sent = await self._stream(send, variant, status, headers, pieces)
             else:
-                sent = await _send_pieces(send, status, headers, pieces, body)
+                sent = await send_pieces(send, status, headers, pieces, body)
         except FileGone:
             status, sent = await self._error(scope, send, "not-found")
             return status, "identity", sent
@@ -852,94 +854,6 @@ def _malformed(relative: str) -> bool:
     if not relative:
         return False
     return any(part in ("", ".", "..") for part in relative.split("/"))
-
-
-def _preconditions(
-    fields: dict[bytes, bytes], variant: Variant, resource: Resource, method: str
-) -> int | None:
-    """304, 412 or None (go on), in the order of RFC 9110 §13.2.2."""
-    if_match = fields.get(b"if-match")
-    if if_match is not None:
-        if not etag_matches(if_match.decode("latin-1"), variant.etag, weak=False):
-            return 412
-    else:
-        since = fields.get(b"if-unmodified-since")
-        if since is not None:
-            when = parse_http_date(since.decode("latin-1"))
-            if when is not None and resource.last_modified > when:
-                return 412
-    if_none_match = fields.get(b"if-none-match")
-    if if_none_match is not None:
-        if etag_matches(if_none_match.decode("latin-1"), variant.etag, weak=True):
-            return 304  # GET and HEAD are the only methods that reach here
-        return None
-    modified_since = fields.get(b"if-modified-since")
-    if modified_since is not None:
-        when = parse_http_date(modified_since.decode("latin-1"))
-        if when is not None and resource.last_modified <= when:
-            return 304
-    return None
-
-
-def _if_range_holds(value: str, variant: Variant, resource: Resource) -> bool:
-    """RFC 9110 §13.1.5: a strong entity tag, or exactly the Last-Modified date."""
-    value = value.strip(" \t")
-    if value.startswith(('"', "W/")):
-        return value == variant.etag
-    when = parse_http_date(value)
-    return when is not None and int(when) == resource.last_modified
-
-
-def _partial(
-    variant: Variant, content_type: str, ranges: list[ByteRange]
-) -> tuple[int, Headers, list[tuple[int, int] | bytes]]:
-    """Status, headers and pieces of a 206: one range plainly, several as
-    ``multipart/byteranges`` (RFC 9110 §14.6)."""
-    if len(ranges) == 1:
-        only = ranges[0]
-        headers = [
-            (b"content-type", content_type.encode("latin-1")),
-            (b"content-range", only.content_range(variant.size).encode("ascii")),
-            (b"content-length", str(only.length).encode("ascii")),
-            *variant.partial,
-        ]
-        return 206, headers, [(only.first, only.length)]
-    boundary = secrets.token_hex(16)
-    pieces: list[tuple[int, int] | bytes] = []
-    length = 0
-    for i, one in enumerate(ranges):
-        head = (
-            f"{'' if i == 0 else chr(13) + chr(10)}--{boundary}\r\n"
-            f"Content-Type: {content_type}\r\n"
-            f"Content-Range: {one.content_range(variant.size)}\r\n\r\n"
-        ).encode("latin-1")
-        pieces += [head, (one.first, one.length)]
-        length += len(head) + one.length
-    tail = f"\r\n--{boundary}--\r\n".encode("ascii")
-    pieces.append(tail)
-    length += len(tail)
-    headers = [
-        (b"content-type", f"multipart/byteranges; boundary={boundary}".encode("ascii")),
-        (b"content-length", str(length).encode("ascii")),
-        *variant.partial,
-    ]
-    return 206, headers, pieces
-
-
-async def _send_pieces(
-    send: Send,
-    status: int,
-    headers: Headers,
-    pieces: list[tuple[int, int] | bytes],
-    body: bytes,
-) -> int:
-    out = b"".join(
-        piece if isinstance(piece, bytes) else body[piece[0] : piece[0] + piece[1]]
-        for piece in pieces
-    )
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": out})
-    return len(out)
 
 
 async def _empty(send: Send, status: int, headers: Headers) -> tuple[int, int]:
