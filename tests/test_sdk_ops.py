@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -265,27 +268,29 @@ async def _no_sleep(seconds: float) -> None:
     return None
 
 
-def test_one_deadline_bounds_the_whole_get(tmp_path: Path) -> None:
-    import socket
-    import time
-
+@contextmanager
+def never_answering() -> Iterator[str]:
+    """The base URL of a server that accepts connections and never answers."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
-    listener.listen(8)  # accepts, never answers
-    base = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listener.listen(8)
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
 
-    async def scenario() -> float:
+
+def test_one_deadline_bounds_the_whole_get(tmp_path: Path) -> None:
+    async def scenario(base: str) -> float:
         started = time.monotonic()
         async with AssetClient(origins=[base], deadline=2.0, request_timeout=10.0) as client:
             with pytest.raises(FetchError):
                 await client.get("app.js")
         return time.monotonic() - started
 
-    try:
+    with never_answering() as base:
         # one deadline for the whole call: about 2 s, where manifest + asset took 4
-        assert asyncio.run(scenario()) < 3.5
-    finally:
-        listener.close()
+        assert asyncio.run(scenario(base)) < 3.5
 
 
 def test_superseded_manifest_records_do_not_pile_up(tmp_path: Path) -> None:
@@ -373,17 +378,10 @@ def test_apps_sharing_a_cache_never_get_each_others_manifest(tmp_path: Path) -> 
 def test_an_origin_that_never_answers_still_leaves_time_for_the_stale_copy(
     tmp_path: Path,
 ) -> None:
-    import socket
-    import time
-
     fake = FakeOrigin(site=Site.from_files({"app.js": b"export default 1;\n" * 20}))
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)  # accepts, never answers
-    hanging = f"http://127.0.0.1:{listener.getsockname()[1]}"
     folder = tmp_path / "c"
 
-    async def warm() -> None:
+    async def warm(hanging: str) -> None:
         async with AssetClient(
             origins=[hanging],
             mirrors=[fake.base],
@@ -392,7 +390,7 @@ def test_an_origin_that_never_answers_still_leaves_time_for_the_stale_copy(
         ) as client:
             await client.prefetch()
 
-    async def later() -> tuple[bool, bytes, float]:
+    async def later(hanging: str) -> tuple[bool, bytes, float]:
         started = time.monotonic()
         async with AssetClient(
             origins=[hanging], cache=AssetCache(folder), deadline=4.0, request_timeout=10.0
@@ -402,10 +400,8 @@ def test_an_origin_that_never_answers_still_leaves_time_for_the_stale_copy(
 
     # Warm through the fake (it answers for any host, so the record names the
     # hanging origin), then read back over the real network where it hangs.
-    asyncio.run(warm())
-    try:
-        stale, data, took = asyncio.run(later())
-    finally:
-        listener.close()
+    with never_answering() as hanging:
+        asyncio.run(warm(hanging))
+        stale, data, took = asyncio.run(later(hanging))
     assert stale and data == b"export default 1;\n" * 20
     assert took < 3.5  # half the deadline for the origins, then the stale copy at once

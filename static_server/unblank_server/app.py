@@ -213,6 +213,8 @@ class StaticApp:
         cors = [h for h in self.policy.extra() if h[0] != b"x-content-type-options"]
         self.pages = GuidedPages(PageRenderer(brand=settings.brand), extra_headers=cors)
         self.reports = ReportIntake()
+        origin = (settings.cors_origin or "").encode("latin-1")
+        self._allow_origin = (b"access-control-allow-origin", origin)
         self.in_flight = 0
         self._loading: dict[str, anyio.Event] = {}  # bodies being read, by file
         self._negotiated: dict[tuple[bytes | None, tuple[str, ...]], str | bool | None] = {}
@@ -441,17 +443,15 @@ class StaticApp:
                     return ranged
         try:
             sent = await self._send_variant(scope, send, variant, method)
-        except FileGone:
-            status, sent = await self._error(scope, send, "not-found")
-            return status, "identity", sent
+        except FileGone as exc:
+            return await self._unservable(scope, send, exc)
         except CorruptFile as exc:
-            logger.error("refusing to serve a damaged file: %s", exc)
             identity = resource.identity
             if variant is not identity and choose_coding(_text(accept_encoding), ()) is None:
                 # The file itself may be whole: send it rather than an error.
+                logger.error("refusing to serve a damaged file: %s", exc)
                 return await self._answer_identity(scope, send, identity, method)
-            status, sent = await self._error(scope, send, "server-error")
-            return status, "identity", sent
+            return await self._unservable(scope, send, exc)
         return 200, variant.label, sent
 
     async def _answer_identity(
@@ -460,9 +460,7 @@ class StaticApp:
         try:
             sent = await self._send_variant(scope, send, identity, method)
         except (FileGone, CorruptFile) as exc:
-            logger.error("refusing to serve a damaged file: %s", exc)
-            status, sent = await self._error(scope, send, "server-error")
-            return status, "identity", sent
+            return await self._unservable(scope, send, exc)
         return 200, identity.label, sent
 
     def _negotiate(self, key: tuple[bytes | None, tuple[str, ...]]) -> str | bool | None:
@@ -602,13 +600,19 @@ class StaticApp:
                 sent = await self._stream(send, variant, status, headers, pieces)
             else:
                 sent = await send_pieces(send, status, headers, pieces, body)
-        except FileGone:
+        except (FileGone, CorruptFile) as exc:
+            return await self._unservable(scope, send, exc)
+        return status, "identity", sent
+
+    async def _unservable(
+        self, scope: Scope, send: Send, exc: FileGone | CorruptFile
+    ) -> tuple[int, str, int]:
+        """A prepared file that is gone (404) or damaged (500, logged)."""
+        if isinstance(exc, FileGone):
             status, sent = await self._error(scope, send, "not-found")
-            return status, "identity", sent
-        except CorruptFile as exc:
+        else:
             logger.error("refusing to serve a damaged file: %s", exc)
             status, sent = await self._error(scope, send, "server-error")
-            return status, "identity", sent
         return status, "identity", sent
 
     # -- everything else -----------------------------------------------------------
@@ -619,7 +623,7 @@ class StaticApp:
             headers: Headers = [(b"allow", ALLOW)]
             if self.settings.cors_origin is not None:
                 headers += [
-                    (b"access-control-allow-origin", self.settings.cors_origin.encode("latin-1")),
+                    self._allow_origin,
                     (b"access-control-allow-methods", ALLOW),
                     (b"access-control-max-age", b"86400"),
                 ]
@@ -733,7 +737,7 @@ class StaticApp:
             headers: Headers = [(b"allow", REPORT_ALLOW)]
             if self.settings.cors_origin is not None:
                 headers += [
-                    (b"access-control-allow-origin", self.settings.cors_origin.encode("latin-1")),
+                    self._allow_origin,
                     (b"access-control-allow-methods", b"POST"),
                     (b"access-control-allow-headers", b"content-type"),
                     (b"access-control-max-age", b"86400"),
@@ -752,9 +756,7 @@ class StaticApp:
             return await self._error(scope, send, "bad-request", status=exc.status)
         headers = []
         if self.settings.cors_origin is not None:
-            headers.append(
-                (b"access-control-allow-origin", self.settings.cors_origin.encode("latin-1"))
-            )
+            headers.append(self._allow_origin)
         return await _empty(send, 204, headers)
 
     def _gauges(self) -> Gauges:
