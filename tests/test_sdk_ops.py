@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.realserver import serve_in_thread
-from unblank import AssetCache, AssetClient, FetchError, Manifest, StaleTooOld
+from unblank import AssetCache, AssetClient, FetchError, Manifest, StaleTooOld, integrity
 from unblank.metrics import SdkCollector
 from unblank.testing import CacheCorruptor, FakeOrigin, Fault, Site
 from unblank_server.app import create_app
@@ -94,7 +94,6 @@ def test_gc_spares_the_current_generation(
     folder = tmp_path / "cache"
     assert run(capsys, "fetch", base, str(folder))[0] == 0
     extra = AssetCache(folder, memory_bytes=0)
-    from unblank import integrity
 
     junk = b"an entry no manifest names" * 100
     extra.put(integrity.compute(junk), junk)
@@ -217,7 +216,6 @@ def test_restarted_client_protects_its_generation_from_eviction(tmp_path: Path) 
     async def restart() -> None:
         async with AssetClient(origins=[fake.base], cache=cache, transport=fake.transport) as c:
             await c.manifest()  # 304: nothing new to persist, but the pins must be there
-            from unblank import integrity
 
             junk = b"not in the manifest" * 3000
             await asyncio.to_thread(cache.put, integrity.compute(junk), junk)
