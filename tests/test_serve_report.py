@@ -13,8 +13,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.realserver import serve_in_thread
+from unblank.reports import MAX_BODY, Rejected, ReportIntake
 from unblank_server.app import StaticApp, create_app
-from unblank_server.reports import MAX_BODY, Rejected, ReportIntake
 
 REPORT = {"cause": "integrity", "asset": "js/app.js", "attempts": 3, "generation": "g1"}
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -28,6 +28,7 @@ from unblank_pages.catalog import REASONS, Reason
 from unblank_pages.negotiation import HTML, PROBLEM, TEXT, choose_format, choose_locale
 
 __all__ = [
+    "FALLBACK_REASONS",
     "Brand",
     "Page",
     "PageRenderer",
@@ -40,6 +41,15 @@ __all__ = [
 ]
 
 DEFAULT_LOCALE: Final = "en"
+# The causes the browser's watchdog can show by itself (DESIGN.md, "Watchdog").
+FALLBACK_REASONS: Final = (
+    "integrity",
+    "not-found",
+    "upstream",
+    "offline",
+    "app-crash",
+    "render-timeout",
+)
 _MAX_RETRY_AFTER: Final = 24 * 3600  # a day: longer is a misconfiguration, not a wait
 # X-Request-ID values reflected into pages: the characters tracing systems use.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+=/-]{0,127}")
@@ -206,6 +216,7 @@ class PageRenderer:
         reference = request_id if request_id is not None else request_id_from(None)
         template = self._env.select_template([f"{reason}.html", "page.html"])
         body = template.render(
+            reason=reason,
             locale=tag,
             direction=catalog.get("direction", "ltr"),
             retry=entry.retry if repeatable else "none",
@@ -220,6 +231,49 @@ class PageRenderer:
             nonce=nonce,
         )
         return self._page(entry, HTML, body.encode("utf-8"), tag, seconds)
+
+    def fallback(
+        self,
+        reasons: Sequence[str] = FALLBACK_REASONS,
+        *,
+        locale: str | None = None,
+        request_id: str | None = None,
+        nonce: str | None = None,
+    ) -> str:
+        """The guided pages a shell carries for its watchdog, as ``<template>`` elements.
+
+        One ``<template id="unblank-fallback">`` holds what every page shares
+        (style, texts and the retry script, with ``nonce``); one
+        ``<template data-unblank-reason="...">`` per reason holds its ``<main>``.
+        Showing a page then needs no network. Override ``_main.html`` or
+        ``_style.html`` in ``templates`` to change them here and in full pages.
+        """
+        entries = []
+        tag = self.default_locale
+        catalog: dict[str, Any] = {}
+        for reason in reasons:
+            entry, catalog, tag = self._lookup(reason, locale)
+            entries.append(
+                {
+                    "reason": reason,
+                    "retry": entry.retry,
+                    "wait": entry.wait,
+                    "text": catalog["reasons"][reason],
+                }
+            )
+        if not entries:
+            _, catalog, tag = self._lookup("offline", locale)
+        return self._env.get_template("fallback.html").render(
+            pages=entries,
+            locale=tag,
+            direction=catalog.get("direction", "ltr"),
+            common=catalog["common"],
+            script_text={k: catalog["common"][k] for k in _SCRIPT_KEYS},
+            detail=None,
+            request_id=request_id if request_id is not None else request_id_from(None),
+            brand=self.brand,
+            nonce=nonce,
+        )
 
     def problem(
         self,

@@ -28,6 +28,8 @@ from unblank.client import (
     PrefetchReport,
 )
 from unblank.manifest import Asset, Entry, Manifest
+from unblank.middleware import MiddlewareStats, UnblankMiddleware
+from unblank.reports import ReportIntake
 from unblank.retry import RetryPolicy
 from unblank.shell import Shell
 from unblank.sync import SyncAssetClient
@@ -52,14 +54,17 @@ __all__ = [
     "Manifest",
     "ManifestError",
     "ManifestResult",
+    "MiddlewareStats",
     "Origin",
     "PrefetchReport",
+    "ReportIntake",
     "RetryPolicy",
     "Shell",
     "Source",
     "StaleTooOld",
     "SyncAssetClient",
     "UnblankError",
+    "UnblankMiddleware",
     "__version__",
 ]
 

@@ -7,7 +7,7 @@ on the request path. Register it in your app's registry::
     from prometheus_client import REGISTRY
     from unblank.metrics import SdkCollector
 
-    REGISTRY.register(SdkCollector(cache=cache, client=client))
+    REGISTRY.register(SdkCollector(cache=cache, client=client, middleware=middleware))
 
 >>> from prometheus_client import CollectorRegistry, generate_latest
 >>> from unblank import AssetCache
@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 from unblank._origins import ClientStats, OriginStats
 from unblank.breaker import BreakerState
 from unblank.cache import AssetCache
+from unblank.middleware import UnblankMiddleware
 
 __all__ = ["SdkCollector"]
 
@@ -38,7 +39,8 @@ class _HasStats(Protocol):
 
 
 class SdkCollector(Collector):
-    """Metrics of one :class:`~unblank.AssetCache` and/or one asset client.
+    """Metrics of one :class:`~unblank.AssetCache`, one asset client and/or one
+    :class:`~unblank.UnblankMiddleware`.
 
     ``disk=False`` leaves out the entry count and bytes on disk, which take a
     scan of the cache folder at each scrape.
@@ -49,12 +51,17 @@ class SdkCollector(Collector):
         *,
         cache: AssetCache | None = None,
         client: _HasStats | None = None,
+        middleware: UnblankMiddleware | None = None,
         disk: bool = True,
     ) -> None:
-        if cache is None and client is None:
-            raise ValueError("give SdkCollector a cache, a client or both")
+        if cache is None and client is None and middleware is None:
+            raise ValueError(
+                "give SdkCollector something to measure: a cache, a client or both, "
+                "and/or a middleware"
+            )
         self.cache = cache
         self.client = client
+        self.middleware = middleware
         self.disk = disk
 
     def collect(self) -> Iterator[Metric]:
@@ -62,6 +69,8 @@ class SdkCollector(Collector):
             yield from self._cache_metrics(self.cache)
         if self.client is not None:
             yield from self._client_metrics(self.client.stats)
+        if self.middleware is not None:
+            yield from _middleware_metrics(self.middleware)
 
     def _cache_metrics(self, cache: AssetCache) -> Iterator[Metric]:
         stats = cache.stats()
@@ -129,6 +138,57 @@ class SdkCollector(Collector):
             ("retry_budget_exhausted", stats.budget_exhausted, "Retries refused by the budget"),
         ):
             yield CounterMetricFamily(f"unblank_client_{name}", text, value=value)
+
+
+def _middleware_metrics(middleware: UnblankMiddleware) -> Iterator[Metric]:
+    stats = middleware.stats
+    yield CounterMetricFamily(
+        "unblank_middleware_requests", "HTTP requests seen", value=stats.requests
+    )
+    answered = CounterMetricFamily(
+        "unblank_middleware_answers",
+        "Requests the middleware answered with a guided page instead of the app, by reason",
+        labels=["reason"],
+    )
+    for reason, value in (
+        ("exception", stats.exceptions),
+        ("timeout", stats.timeouts),
+        ("shed", stats.shed),
+        ("maintenance", stats.maintenance),
+        ("empty_error", stats.empty_errors),
+    ):
+        answered.add_metric([reason], value)
+    yield answered
+    reports = CounterMetricFamily(
+        "unblank_middleware_reports", "Incident reports accepted, by cause", labels=["cause"]
+    )
+    for cause, value in sorted(middleware.reports.accepted.items()):
+        reports.add_metric([cause], value)
+    yield reports
+    rejected = CounterMetricFamily(
+        "unblank_middleware_reports_rejected", "Incident reports refused, by why", labels=["why"]
+    )
+    for why, value in sorted(middleware.reports.rejected.items()):
+        rejected.add_metric([why], value)
+    yield rejected
+    mirror = CounterMetricFamily(
+        "unblank_middleware_mirror", "Answers of the mirror, by outcome", labels=["outcome"]
+    )
+    for outcome, value in (
+        ("hit", stats.mirror_hits),
+        ("not_found", stats.mirror_misses),
+        ("failed", stats.mirror_failures),
+    ):
+        mirror.add_metric([outcome], value)
+    yield mirror
+    yield GaugeMetricFamily(
+        "unblank_middleware_in_flight", "Requests the app is handling", value=middleware.in_flight
+    )
+    yield GaugeMetricFamily(
+        "unblank_middleware_maintenance",
+        "1 while maintenance is on",
+        value=int(middleware.in_maintenance),
+    )
 
 
 def _count(origin: OriginStats, name: str) -> int:

@@ -15,6 +15,21 @@ CORS when assets come from another origin), and the request's CSP nonce::
 ``import_map()`` carries the integrity of every JavaScript file, so chunks
 loaded later by ``import()`` are verified too (import-map ``integrity``).
 
+``unblank_head()`` goes first in ``<head>``: the watchdog (inline, with the
+request's CSP nonce) and the guided pages it can show without the network,
+inside ``<template>`` elements. Installed in Jinja2, every helper finds
+``request`` in the template's context by itself (Starlette passes it), and
+with it the nonce and request id :class:`~unblank.UnblankMiddleware` made::
+
+    <head>
+      {{ unblank_head() }}
+      {{ import_map() }}
+      {{ entry_tags("index.html") }}
+    </head>
+
+:meth:`Shell.template_response` sends the page as a shell must go out:
+``Cache-Control: no-cache``, an ``ETag``, and ``X-Unblank-Generation``.
+
 >>> from unblank import Asset, Manifest
 >>> from datetime import UTC, datetime
 >>> js = Asset("app.0123456789ab.js", "sha384-" + "A" * 64, 10, "text/javascript")
@@ -25,18 +40,141 @@ loaded later by ``import()`` are verified too (import-map ``integrity``).
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
 from typing import Any, Final
 
+import jinja2
 from markupsafe import Markup, escape
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import Response
 
 from unblank.manifest import Asset, Manifest
+from unblank_pages import PageRenderer, request_id_from
+from unblank_pages.negotiation import choose_locale
+from unblank_pages.render import FALLBACK_REASONS
 
-__all__ = ["Shell"]
+__all__ = ["Shell", "WatchdogSettings", "watchdog_source"]
+
+# scope["state"] keys UnblankMiddleware fills for every request.
+NONCE_KEY: Final = "unblank_nonce"
+REQUEST_ID_KEY: Final = "unblank_request_id"
 
 _JS: Final = ("text/javascript", "application/javascript", "application/x-javascript")
 _CSS: Final = "text/css"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WatchdogSettings:
+    """How the watchdog in the browser waits and retries (times in seconds).
+
+    ``ready_timeout``: how long the app has to call ``unblank.ready()`` before
+    the viewport is checked for a white screen (longer while assets still
+    arrive, never more than three times this). ``asset_timeout``: how long a
+    script or stylesheet may stay unanswered before the watchdog checks whether
+    its origin answers at all. ``retry_for``: the time a failing asset is
+    retried (from mirrors, then cache-busted). ``crash_grace``: how long after
+    an exception at boot the page may stay empty before it counts as a crash.
+    ``root``: the CSS selector of the element the app renders into.
+    """
+
+    ready_timeout: float = 10.0
+    asset_timeout: float = 8.0
+    retry_for: float = 20.0
+    crash_grace: float = 3.0
+    root: str = "#app, #root, [data-unblank-root]"
+    param: str = "__unblank"
+
+    def __post_init__(self) -> None:
+        for name in ("ready_timeout", "asset_timeout", "retry_for", "crash_grace"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not 0 < value <= 600
+            ):
+                raise ValueError(
+                    f"WatchdogSettings.{name} must be seconds in (0, 600], not {value!r}"
+                )
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,31}", self.param):
+            raise ValueError(f"WatchdogSettings.param {self.param!r}: use letters, digits and _")
+
+
+@cache
+def watchdog_source() -> str:
+    """The watchdog as shipped: its source without comments, indentation and the
+    spaces that separate nothing (strings, template strings and regular
+    expressions are kept as written). The config goes where
+    ``__UNBLANK_CONFIG__`` stands.
+    """
+    text = files("unblank").joinpath("watchdog.js").read_text(encoding="utf-8")
+    lines = (line.strip() for line in text.splitlines())
+    compacted = (_compact(line) for line in lines if line and not line.startswith("//"))
+    return "\n".join(line.rstrip() for line in compacted)
+
+
+_WORD: Final = re.compile(r"[\w$]")
+# After these, "/" starts a regular expression; anywhere else it divides.
+# (Keep "/" out of the watchdog after ")" or "}": there it could be either.)
+_BEFORE_REGEX: Final = frozenset("(,=:[!&|?{};+-*%<>~^")
+_KEYWORD_BEFORE_REGEX: Final = re.compile(
+    r"\b(?:return|typeof|case|in|of|void|throw|delete|instanceof|new|yield|await|do|else)$"
+)
+
+
+def _compact(line: str) -> str:
+    out: list[str] = []
+    i, n = 0, len(line)
+    while i < n:
+        char = line[i]
+        if char in "'\"`":
+            end = i + 1
+            while line[end] != char:
+                end += 2 if line[end] == "\\" else 1
+            out.append(line[i : end + 1])
+            i = end + 1
+        elif line.startswith("//", i):
+            break  # a comment to the end of the line ("//" never starts a regex)
+        elif char == "/" and _regex_may_start("".join(out)):
+            end, in_class = i + 1, False
+            while in_class or line[end] != "/":
+                if line[end] == "\\":
+                    end += 1
+                elif line[end] in "[]":
+                    in_class = line[end] == "["
+                end += 1
+            end += 1
+            while end < n and line[end].isalpha():
+                end += 1
+            out.append(line[i:end])
+            i = end
+        elif char == " ":
+            before = out[-1][-1:] if out else ""
+            after = line[i + 1 : i + 2]
+            keep = (_WORD.match(before) and _WORD.match(after)) or (before + after in ("++", "--"))
+            if keep:
+                out.append(" ")
+            i += 1
+        else:
+            out.append(char)
+            i += 1
+    return "".join(out)
+
+
+def _regex_may_start(text: str) -> bool:
+    text = text.rstrip()
+    return not text or text[-1] in _BEFORE_REGEX or _KEYWORD_BEFORE_REGEX.search(text) is not None
+
+
+def _json_for_script(value: object) -> str:
+    # "</script>" and "<!--" cannot occur once every "<" is escaped in the JSON.
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).replace("<", "\\u003c")
 
 
 def _media(asset: Asset) -> str:
@@ -51,6 +189,12 @@ class Shell:
     ``base_url`` is where the files are served (``unblank serve``: ``/static/``);
     ``crossorigin`` the attribute every tag carries (``None`` for none, when
     assets share the page's origin and no SRI-over-CORS is needed).
+
+    The watchdog: ``mirrors`` are more base URLs serving the same files (another
+    ``unblank serve``, or ``/_unblank/mirror/`` from the middleware), tried in
+    order when an asset fails; ``report_url`` receives its incident beacons;
+    ``watchdog`` tunes its timing; ``pages`` renders the guided pages it carries
+    (your :class:`~unblank_pages.PageRenderer`, for a brand or translations).
     """
 
     def __init__(
@@ -59,9 +203,21 @@ class Shell:
         manifest: Manifest | Callable[[], Manifest],
         base_url: str = "/static/",
         crossorigin: str | None = "anonymous",
+        mirrors: Sequence[str] = (),
+        report_url: str = "/_unblank/report",
+        watchdog: WatchdogSettings | None = None,
+        pages: PageRenderer | None = None,
     ) -> None:
-        if not base_url.endswith("/"):
-            raise ValueError(f"base_url {base_url!r} must end with '/'")
+        if isinstance(mirrors, str):
+            raise ValueError("mirrors is a list of base URLs, not one string")
+        mirrors = tuple(mirrors)
+        if not report_url.startswith(("/", "https://", "http://")) or report_url.startswith("//"):
+            raise ValueError(f"report_url {report_url!r} must be a path or an http(s) URL")
+        for base in (base_url, *mirrors):
+            if not base.endswith("/"):
+                raise ValueError(f"base URL {base!r} must end with '/'")
+            if not base.startswith(("/", "https://", "http://")) or base.startswith("//"):
+                raise ValueError(f"base URL {base!r} must be a path or an http(s) URL")
         if crossorigin not in (None, "anonymous", "use-credentials"):
             raise ValueError(
                 f"crossorigin {crossorigin!r}: use 'anonymous', 'use-credentials' or None"
@@ -69,6 +225,11 @@ class Shell:
         self._manifest = manifest
         self.base_url = base_url
         self.crossorigin = crossorigin
+        self.mirrors = tuple(mirrors)
+        self.report_url = report_url
+        self.watchdog = watchdog or WatchdogSettings()
+        self.pages = pages or PageRenderer()
+        self._fallbacks: dict[tuple[str, str | None], str] = {}
 
     @property
     def manifest(self) -> Manifest:
@@ -123,7 +284,8 @@ class Shell:
         file of the generation, so ``import()`` verifies lazy chunks too."""
         manifest = self.manifest
         integrity = {
-            self.base_url + asset.path: asset.integrity
+            base + asset.path: asset.integrity
+            for base in (self.base_url, *self.mirrors)
             for asset in sorted(manifest.assets.values(), key=lambda a: a.path)
             if _media(asset) in _JS
         }
@@ -134,14 +296,131 @@ class Shell:
         json_text = Markup(body)  # noqa: S704 - JSON with every "<" escaped: inert in a script
         return Markup('<script type="importmap"{}>{}</script>').format(nonce_attr, json_text)
 
+    def unblank_head(
+        self,
+        request: Request | None = None,
+        *,
+        nonce: str | None = None,
+        locale: str | None = None,
+        request_id: str | None = None,
+    ) -> Markup:
+        """The watchdog and its guided pages: put it first in ``<head>``.
+
+        ``request`` supplies what is not given: the nonce and request id
+        :class:`~unblank.UnblankMiddleware` made, the language from
+        ``Accept-Language``.
+        """
+        state = _state(request)
+        nonce = nonce if nonce is not None else state.get(NONCE_KEY)
+        if request_id is None:
+            # One reference for the page the user may read out and the reports.
+            request_id = state.get(REQUEST_ID_KEY) or request_id_from(None)
+        if locale is None and request is not None:
+            locale = choose_locale(
+                request.headers.get("accept-language"),
+                self.pages.catalogs,
+                self.pages.default_locale,
+            )
+        settings = self.watchdog
+        config = {
+            "generation": self.manifest.generation,
+            "base": self.base_url,
+            "mirrors": list(self.mirrors),
+            "report": self.report_url,
+            "ready": int(settings.ready_timeout * 1000),
+            "assetTimeout": int(settings.asset_timeout * 1000),
+            "retryFor": int(settings.retry_for * 1000),
+            "crashGrace": int(settings.crash_grace * 1000),
+            "root": settings.root,
+            "param": settings.param,
+            "reference": request_id,
+        }
+        script = watchdog_source().replace("__UNBLANK_CONFIG__", _json_for_script(config))
+        nonce_attr = Markup(' nonce="{}"').format(nonce) if nonce else Markup("")
+        fallback = self.pages.fallback(
+            FALLBACK_REASONS, locale=locale, request_id=request_id, nonce=nonce
+        )
+        code = Markup(script)  # noqa: S704 - our own source; its config is JSON with "<" escaped
+        html = Markup(fallback)  # noqa: S704 - rendered by unblank_pages with autoescape
+        return Markup("<script{}>{}</script>\n{}").format(nonce_attr, code, html)
+
+    def template_response(
+        self,
+        templates: Any,
+        request: Request,
+        name: str,
+        context: Mapping[str, Any] | None = None,
+        *,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        background: BackgroundTask | None = None,
+    ) -> Response:
+        """Render ``name`` with Starlette's ``Jinja2Templates`` and send it as a shell."""
+        template = templates.get_template(name)
+        html = template.render({**(context or {}), "request": request})
+        return self.response(
+            html, request, status_code=status_code, headers=headers, background=background
+        )
+
+    def response(
+        self,
+        html: str,
+        request: Request | None = None,
+        *,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        background: BackgroundTask | None = None,
+    ) -> Response:
+        """The rendered shell as a response: ``Cache-Control: no-cache`` (a deploy
+        is seen at the next load), a strong ``ETag`` of the body (304 when it
+        matches ``If-None-Match``), ``X-Unblank-Generation``, and ``Vary:
+        Accept-Language`` (the guided pages inside follow the language)."""
+        body = html.encode("utf-8")
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        out = {
+            "Cache-Control": "no-cache",
+            "ETag": etag,
+            "X-Unblank-Generation": self.manifest.generation,
+            "Vary": "Accept-Language",
+            **(headers or {}),
+        }
+        if request is not None and status_code == 200:
+            wanted = request.headers.get("if-none-match", "")
+            tags = {t.strip().removeprefix("W/") for t in wanted.split(",")}
+            if etag in tags or "*" in tags:
+                return Response(status_code=304, headers=out, background=background)
+        return Response(
+            body,
+            status_code=status_code,
+            headers=out,
+            media_type="text/html",
+            background=background,
+        )
+
     def install(self, env: Any) -> None:
-        """Add ``asset_url``, ``asset_tag``, ``entry_tags`` and ``import_map`` to a
-        Jinja2 ``Environment`` (``Jinja2Templates(...).env`` for Starlette)."""
+        """Add ``asset_url``, ``asset_tag``, ``entry_tags``, ``import_map`` and
+        ``unblank_head`` to a Jinja2 ``Environment`` (``Jinja2Templates(...).env``
+        for Starlette). In a template they read ``request`` from the context, so
+        the nonce comes by itself; an explicit ``nonce=`` wins."""
+
+        def with_request(method: Callable[..., Any]) -> Callable[..., Any]:
+            @jinja2.pass_context
+            def helper(context: jinja2.runtime.Context, *args: Any, **kwargs: Any) -> Any:
+                request = context.get("request")
+                if "nonce" not in kwargs:
+                    kwargs["nonce"] = _state(request).get(NONCE_KEY, context.get("csp_nonce"))
+                if method == self.unblank_head and not args:
+                    kwargs.setdefault("request", request)
+                return method(*args, **kwargs)
+
+            return helper
+
         env.globals.update(
             asset_url=self.asset_url,
-            asset_tag=self.asset_tag,
-            entry_tags=self.entry_tags,
-            import_map=self.import_map,
+            asset_tag=with_request(self.asset_tag),
+            entry_tags=with_request(self.entry_tags),
+            import_map=with_request(self.import_map),
+            unblank_head=with_request(self.unblank_head),
         )
 
     # -- internals ---------------------------------------------------------------
@@ -176,3 +455,9 @@ class Shell:
         ]
         html = f"<{name} {' '.join(parts)}>" + (f"</{name}>" if close else "")
         return Markup(html)  # noqa: S704 - every name and value above is escaped
+
+
+def _state(request: Any) -> Mapping[str, Any]:
+    scope = getattr(request, "scope", None)
+    state = scope.get("state") if isinstance(scope, Mapping) else None
+    return state if isinstance(state, Mapping) else {}

@@ -38,6 +38,7 @@ from typing import Any, Final
 import anyio
 import anyio.to_thread
 
+from unblank.reports import MAX_BODY, Rejected, ReportIntake, read_body
 from unblank_pages import REASONS, Brand, PageRenderer
 from unblank_server.conditional import (
     if_range_holds,
@@ -54,7 +55,6 @@ from unblank_server.http import (
 )
 from unblank_server.metrics import BOUNDS, Gauges, Stats, exposition
 from unblank_server.metrics import CONTENT_TYPE as METRICS_TYPE
-from unblank_server.reports import MAX_BODY, Rejected, ReportIntake, read_body
 from unblank_server.resources import (
     CorruptFile,
     FileGone,

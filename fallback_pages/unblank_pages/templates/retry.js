@@ -24,8 +24,10 @@
     if (data.retry === "online" && !navigator.onLine) { say(text.waiting_online); return; }
     try { sessionStorage.setItem(key, JSON.stringify({ n: tries + 1, at: Date.now() })); } catch (e) {}
     say(text.retrying);
-    // A GET of the same address: never re-sends a form (reload() would).
-    location.replace(location.href);
+    // A GET of the same address: never re-sends a form (reload() would). With a
+    // #fragment that would only scroll: the page came from a GET, reload it.
+    if (location.hash) location.reload();
+    else location.replace(location.href);
   }
   function show() { main.textContent = text.retry_now + " (" + left + ")"; }
   function tick() {

@@ -1,15 +1,19 @@
 """``POST /_unblank/report``: the watchdog's incident beacons, checked and counted.
 
 Browsers send them with ``navigator.sendBeacon`` (a ``text/plain`` or JSON
-body). Everything in them is hostile: the body is bounded in bytes, every
-field is checked and bounded, unknown fields are dropped, and each client
-address has a token bucket so a loop in a page (or an attacker) cannot flood
-the logs. Accepted reports are logged as one structured record on
-``unblank.report`` and counted by cause in the metrics.
+body) to ``unblank serve`` and to apps behind
+:class:`~unblank.middleware.UnblankMiddleware`.  Everything in them is
+hostile: the body is bounded in bytes, every field is checked and bounded,
+unknown fields and values are dropped, and each client address has a token
+bucket so a loop in a page (or an attacker) cannot flood the logs.  Accepted
+reports are logged as one structured record on ``unblank.report`` and
+counted by cause (:attr:`ReportIntake.accepted`).
 
 >>> intake = ReportIntake(clock=lambda: 0.0)
 >>> intake.accept(b'{"cause": "integrity", "asset": "app.js", "attempts": 2}', "10.0.0.1")
 Report(cause='integrity', fields={'asset': 'app.js', 'attempts': 2})
+>>> intake.accept(b'{"cause": "chunk-load", "outcome": "recovered", "kind": "bogus"}', "10.0.0.1")
+Report(cause='chunk-load', fields={'outcome': 'recovered'})
 """
 
 from __future__ import annotations
@@ -18,13 +22,17 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-__all__ = ["MAX_BODY", "Rejected", "Report", "ReportIntake", "read_body"]
+from unblank._asgi import Receive
+
+__all__ = ["CAUSES", "MAX_BODY", "Rejected", "Report", "ReportIntake", "read_body"]
 
 MAX_BODY: Final = 8 * 1024  # a beacon with cause, asset, timings and a message fits in 2 KiB
+# Every reason of a guided page the watchdog can end on, and what it saw on the
+# way (a chunk that failed to load, a recovery that worked).
 CAUSES: Final = frozenset(
     {
         "integrity",
@@ -36,6 +44,8 @@ CAUSES: Final = frozenset(
         "render-timeout",
         "overloaded",
         "server-error",
+        "maintenance",
+        "rate-limited",
         "chunk-load",
         "recovered",
     }
@@ -47,6 +57,15 @@ _TEXT_LIMITS: Final = {
     "message": 1024,
     "origin": 512,
     "user_agent": 512,
+    "reason": 64,  # the guided page's reason, or the watchdog's short word for what it saw
+    "page": 2048,  # the URL of the page that failed
+}
+# Fields with a fixed vocabulary (the watchdog's): any other value is dropped.
+_CHOICES: Final = {
+    "outcome": frozenset({"recovered", "reloading", "page"}),
+    "kind": frozenset(
+        {"script", "stylesheet", "modulepreload", "chunk", "boot", "render", "network"}
+    ),
 }
 _CLIENTS: Final = 10_000  # token buckets kept (least recently seen forgotten first)
 
@@ -85,6 +104,10 @@ class ReportIntake:
         burst: int = 20,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate >= 0:
+            raise ValueError(f"ReportIntake rate must be a number >= 0 per second, not {rate!r}")
+        if type(burst) is not int or burst < 1:
+            raise ValueError(f"ReportIntake burst must be an integer >= 1, not {burst!r}")
         self.rate = rate
         self.burst = burst
         self._clock = clock
@@ -102,10 +125,12 @@ class ReportIntake:
             self.rejected[key] = self.rejected.get(key, 0) + 1
             raise
         self.accepted[report.cause] = self.accepted.get(report.cause, 0) + 1
+        fields = report.fields
         logger.warning(
-            "incident %s%s",
+            "incident %s%s%s",
             report.cause,
-            f" ({report.fields['asset']})" if "asset" in report.fields else "",
+            f" ({fields['asset']})" if "asset" in fields else "",
+            f" -> {fields['outcome']}" if "outcome" in fields else "",
             extra={"report": {"cause": report.cause, "client": client, **report.fields}},
         )
         return report
@@ -140,6 +165,10 @@ class ReportIntake:
             value = data.get(name)
             if isinstance(value, str):
                 fields[name] = value[:limit]
+        for name, allowed in _CHOICES.items():
+            value = data.get(name)
+            if isinstance(value, str) and value in allowed:
+                fields[name] = value
         attempts = data.get("attempts")
         if isinstance(attempts, int) and not isinstance(attempts, bool) and 0 <= attempts <= 1000:
             fields["attempts"] = attempts
@@ -153,9 +182,7 @@ class ReportIntake:
         return Report(str(cause), fields)
 
 
-async def read_body(
-    receive: Callable[[], Awaitable[MutableMapping[str, Any]]], limit: int
-) -> bytes:
+async def read_body(receive: Receive, limit: int) -> bytes:
     """The request body, or :class:`Rejected` (413) as soon as it passes ``limit``."""
     body = bytearray()
     while True:

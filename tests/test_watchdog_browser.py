@@ -1,0 +1,444 @@
+"""The fault matrix: no user ever looks at a blank screen, proved in real Chromium.
+
+An app backend (Starlette + the SDK's shell + UnblankMiddleware, strict CSP
+with nonces) renders the fixture app's shell; its assets come from ``unblank
+serve`` on one port and a mirror on another, each behind `Faults`. For every
+scenario the test asserts the final state — the app rendered (possibly after a
+recovery), or the guided page of the right cause, in the DOM and in a
+screenshot that is not blank — how long it took, and that the backend
+received the incident report.
+
+Time-to-state of every scenario is printed at the end (``pytest -s``) and
+written to ``.cache/watchdog-matrix.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+
+from tests.watchdog_matrix import (
+    Backend,
+    Faults,
+    Scenario,
+    fresh_tab,
+    new_driver,
+    origin_app,
+    page_state,
+    running,
+    screenshot_is_not_blank,
+    set_network,
+    unique,
+    wait_for,
+)
+from unblank import Manifest
+from unblank.shell import WatchdogSettings
+from unblank_server.builder import build
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "watchdog_app"
+TIMES: dict[str, float] = {}
+# Short timers so the matrix runs in minutes; the defaults are 10/8/20/3 s.
+FAST = WatchdogSettings(ready_timeout=3, asset_timeout=2, retry_for=10, crash_grace=1)
+
+
+class Site:
+    """Everything one scenario needs: the servers, their faults, the browser."""
+
+    def __init__(
+        self,
+        driver: webdriver.Chrome,
+        backend: Backend,
+        urls: list[str],
+        origin: Faults,
+        mirror: Faults,
+        src: Path,
+    ) -> None:
+        self.driver = driver
+        self.backend = backend
+        self.backend_url, self.origin_url, self.mirror_url = urls
+        self.origin = origin
+        self.mirror = mirror
+        self.src = src
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.backend.manifest()
+
+    def path(self, name: str) -> str:
+        return self.manifest.assets[name].path
+
+    def start(
+        self,
+        scenario: Scenario,
+        *,
+        origin: dict[str, str] | None = None,
+        mirror: dict[str, str] | None = None,
+        path: str = "/",
+        network: dict[str, Any] | None = None,
+    ) -> float:
+        """A fresh tab opening the shell with these faults (logical name -> fault);
+        returns the time it started."""
+        self.origin.clear()
+        self.mirror.clear()
+        self.origin.rules.update({self.path(k): v for k, v in (origin or {}).items()})
+        self.mirror.rules.update({self.path(k): v for k, v in (mirror or {}).items()})
+        self.backend.reset(scenario)
+        fresh_tab(self.driver, [self.backend_url, self.origin_url, self.mirror_url])
+        if network:
+            set_network(self.driver, **network)
+        started = time.monotonic()
+        self.driver.get(f"{self.backend_url}{path}{'&' if '?' in path else '?'}t={unique()}")
+        return started
+
+    def scenario(self, **changes: Any) -> Scenario:
+        options: dict[str, Any] = {
+            "base_url": f"{self.origin_url}/static/",
+            "mirrors": [f"{self.mirror_url}/static/"],
+            "watchdog": FAST,
+        }
+        options.update(changes)
+        return Scenario(**options)
+
+    def report(self, timeout: float = 10, **fields: Any) -> dict[str, Any]:
+        """The first report whose fields match, waiting for it to arrive."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for report in self.backend.reports:
+                if all(report.get(k) == v for k, v in fields.items()):
+                    return report
+            time.sleep(0.1)
+        raise AssertionError(f"no report with {fields}; received {self.backend.reports}")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    src = tmp_path_factory.mktemp("watchdog_src")
+    shutil.copytree(FIXTURE, src, dirs_exist_ok=True)
+    dist = tmp_path_factory.mktemp("watchdog") / "dist"
+    build(src, dist)
+    origin, mirror = origin_app(dist), origin_app(dist)
+    backend = Backend(dist)
+    driver = new_driver(tmp_path_factory.mktemp("watchdog-profile"))
+    try:
+        with running(backend.app, origin, mirror) as urls:
+            yield Site(driver, backend, urls, origin, mirror, src)
+            origin.release.set()
+            mirror.release.set()
+    finally:
+        driver.quit()
+        backend.close()
+        origin.app.close()
+        mirror.app.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def time_table() -> Iterator[None]:
+    yield
+    out = ROOT / ".cache" / "watchdog-matrix.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(TIMES, indent=1, sort_keys=True) + "\n")
+    print("\nwatchdog fault matrix, seconds to the final state:")
+    for name, seconds in sorted(TIMES.items(), key=lambda item: item[1]):
+        print(f"  {seconds:6.2f}  {name}")
+
+
+def with_report(state: dict[str, Any]) -> bool:
+    return rendered(state) and bool(state.get("report"))
+
+
+def rendered(state: dict[str, Any]) -> bool:
+    return bool(state.get("rendered")) and bool(state.get("ready"))
+
+
+def guided(reason: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda state: state.get("page") == reason
+
+
+def settle(
+    site: Site,
+    name: str,
+    predicate: Callable[[dict[str, Any]], bool],
+    started: float,
+    timeout: float = 30,
+) -> dict[str, Any]:
+    state, _ = wait_for(site.driver, predicate, timeout)
+    TIMES[name] = round(time.monotonic() - started, 2)
+    assert screenshot_is_not_blank(site.driver), f"{name}: the screenshot is blank"
+    return state
+
+
+def dead_port() -> str:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return f"http://127.0.0.1:{port}"
+
+
+# --------------------------------------------------------------------------- healthy
+
+
+def test_healthy(site: Site) -> None:
+    started = site.start(site.scenario())
+    state = settle(site, "healthy", rendered, started)
+    assert state["incidents"] == 0
+    css = site.driver.find_element(By.ID, "rendered").value_of_css_property("color")
+    assert css in ("rgb(1, 2, 3)", "rgba(1, 2, 3, 1)")
+    time.sleep(FAST.ready_timeout + 1)
+    assert page_is_app(site), "a healthy app was replaced"
+    assert site.backend.reports == []
+    assert len(site.backend.shells) == 1
+
+
+def page_is_app(site: Site) -> bool:
+    state = site.driver.execute_script(
+        "return !!document.getElementById('rendered') && !document.getElementById('unblank-page')"
+    )
+    return bool(state)
+
+
+def test_healthy_on_a_throttled_network_is_never_replaced(site: Site) -> None:
+    # 600 ms round trips, 20 KB/s and an entry script that takes 2.5 s more:
+    # the page needs longer than the watchdog's timers here, and must be let be.
+    started = site.start(
+        site.scenario(),
+        origin={"main.js": "slow:2.5"},
+        network={"offline": False, "latency": 600, "throughput": 20_000},
+    )
+    settle(site, "throttled network", rendered, started, timeout=60)
+    set_network(site.driver, offline=False)
+    assert site.backend.reports == [], site.backend.reports
+    assert len(site.backend.shells) == 1
+
+
+# --------------------------------------------------------------------------- assets
+
+
+def test_module_entry_404_is_taken_from_the_mirror(site: Site) -> None:
+    started = site.start(site.scenario(), origin={"main.js": "404"})
+    settle(site, "module entry 404 (mirror)", rendered, started)
+    report = site.report(outcome="recovered")
+    assert report["cause"] == "not-found"
+    assert site.mirror.count(site.path("main.js")) >= 1
+
+
+def test_classic_entry_404_everywhere_reloads_once_then_guides(site: Site) -> None:
+    started = site.start(
+        site.scenario(entry="classic"),
+        origin={"classic.js": "404"},
+        mirror={"classic.js": "404"},
+    )
+    settle(site, "classic entry 404 everywhere", guided("not-found"), started)
+    site.report(cause="not-found", outcome="reloading", kind="script")
+    site.report(cause="not-found", outcome="page")
+    time.sleep(3)
+    assert len(site.backend.shells) == 2, site.backend.shells
+    assert guided("not-found")(page_state(site.driver))
+
+
+def test_classic_entry_from_the_mirror(site: Site) -> None:
+    started = site.start(site.scenario(entry="classic"), origin={"classic.js": "404"})
+    settle(site, "classic entry 404 (mirror)", rendered, started)
+    site.report(cause="not-found", outcome="recovered")
+
+
+def test_asset_answered_with_html_and_200(site: Site) -> None:
+    started = site.start(site.scenario(mirrors=[]), origin={"main.js": "html200"})
+    settle(site, "entry answered with HTML + 200", guided("not-found"), started)
+    site.report(cause="not-found", outcome="page")
+    assert len(site.backend.shells) == 2
+
+
+def test_css_404_is_taken_from_the_mirror(site: Site) -> None:
+    started = site.start(site.scenario(), origin={"app.css": "404"})
+    settle(site, "stylesheet 404 (mirror)", rendered, started)
+    colour = site.driver.find_element(By.ID, "rendered").value_of_css_property("color")
+    assert colour in ("rgb(1, 2, 3)", "rgba(1, 2, 3, 1)")
+    site.report(cause="not-found", outcome="recovered", kind="stylesheet")
+
+
+def test_origin_refusing_connections_mirror_takes_over(site: Site) -> None:
+    started = site.start(site.scenario(base_url=f"{dead_port()}/static/"))
+    settle(site, "origin refuses connections (mirror)", rendered, started)
+    site.report(cause="upstream", outcome="recovered")
+
+
+def test_an_asset_that_hangs_is_taken_from_the_mirror(site: Site) -> None:
+    started = site.start(site.scenario(), origin={"main.js": "hang"})
+    settle(site, "entry hangs (mirror)", rendered, started)
+    site.report(cause="upstream", outcome="recovered")
+
+
+def test_corrupted_bytes_with_a_good_mirror(site: Site) -> None:
+    started = site.start(site.scenario(), origin={"main.js": "corrupt"})
+    settle(site, "corrupted entry (mirror)", rendered, started)
+    site.report(cause="integrity", outcome="recovered")
+
+
+def test_corrupted_bytes_with_no_good_copy_anywhere(site: Site) -> None:
+    started = site.start(
+        site.scenario(), origin={"lib.js": "corrupt"}, mirror={"lib.js": "corrupt"}
+    )
+    settle(site, "corrupted import, no good copy", guided("integrity"), started)
+    site.report(cause="integrity", outcome="page")
+    assert len(site.backend.shells) == 2
+
+
+# --------------------------------------------------------------------------- the app itself
+
+
+def test_exception_at_boot(site: Site) -> None:
+    started = site.start(site.scenario(chaos="boot-exception"))
+    settle(site, "exception at boot", guided("app-crash"), started)
+    report = site.report(cause="app-crash", outcome="page")
+    assert "threw while starting" in report.get("message", "")
+    assert len(site.backend.shells) == 2
+
+
+def test_an_app_that_never_renders(site: Site) -> None:
+    started = site.start(site.scenario(chaos="never-render"))
+    settle(site, "app never renders", guided("render-timeout"), started)
+    site.report(cause="render-timeout", outcome="page")
+    assert len(site.backend.shells) == 2
+
+
+def test_a_canvas_only_app_is_not_a_white_screen(site: Site) -> None:
+    started = site.start(site.scenario(chaos="canvas"))
+    settle(site, "canvas-only app", rendered, started)
+    time.sleep(FAST.ready_timeout + 1)
+    assert page_state(site.driver)["page"] is None
+    assert site.backend.reports == []
+
+
+# --------------------------------------------------------------------------- server and network
+
+
+def test_a_503_with_retry_after_recovers_by_itself(site: Site) -> None:
+    scenario = site.scenario()
+    scenario.overloaded = 1
+    started = site.start(scenario)
+    wait_for(site.driver, guided("overloaded"), 15)
+    settle(site, "shell 503 + Retry-After, then fine", rendered, started)
+    assert len(site.backend.shells) == 2
+
+
+def test_offline_at_first_load(site: Site) -> None:
+    # The shell arrives, then the network is gone before the app's files do.
+    started = site.start(site.scenario(), origin={"main.js": "hang"}, mirror={"main.js": "hang"})
+    wait_for(site.driver, lambda s: s.get("url", "").startswith(site.backend_url), 15)
+    set_network(site.driver, offline=True)
+    settle(site, "offline at first load", guided("offline"), started)
+    site.origin.clear()
+    site.mirror.clear()
+    set_network(site.driver, offline=False)
+    wait_for(site.driver, rendered, 30)
+    TIMES["offline at first load: back online"] = round(time.monotonic() - started, 2)
+    site.report(cause="offline", outcome="page")
+
+
+def test_offline_mid_session(site: Site) -> None:
+    site.start(site.scenario())
+    wait_for(site.driver, rendered, 30)
+    set_network(site.driver, offline=True)
+    started = time.monotonic()
+    site.driver.find_element(By.ID, "open-report").click()
+    settle(site, "offline mid-session (lazy view)", guided("offline"), started)
+    set_network(site.driver, offline=False)
+    wait_for(site.driver, with_report, 30)
+    TIMES["offline mid-session: back online"] = round(time.monotonic() - started, 2)
+    site.report(cause="offline", outcome="page", kind="chunk")
+
+
+def test_json_clients_get_problem_json(site: Site) -> None:
+    site.start(site.scenario())
+    wait_for(site.driver, rendered, 30)
+    answer = site.driver.execute_async_script(
+        """
+        const done = arguments[0];
+        fetch("/api/boom", {headers: {accept: "application/json"}})
+          .then(async (r) => done({status: r.status, type: r.headers.get("content-type"),
+                                   body: await r.json(), id: r.headers.get("x-request-id")}));
+        """
+    )
+    assert answer["status"] == 500
+    assert answer["type"].startswith("application/problem+json")
+    assert answer["body"]["status"] == 500
+    assert answer["body"]["instance"] == answer["id"]
+    assert "Traceback" not in json.dumps(answer["body"])
+    page = httpx.get(f"{site.backend_url}/api/boom", headers={"accept": "text/html"})
+    assert page.status_code == 500 and 'data-reason="server-error"' in page.text
+
+
+def test_a_stale_service_worker_copy_is_replaced(site: Site) -> None:
+    site.start(site.scenario(mirrors=[]))
+    wait_for(site.driver, rendered, 30)
+    install_service_worker(site)
+    entry = f"{site.origin_url}/static/{site.path('main.js')}"
+    site.driver.execute_async_script(
+        """
+        const [url, done] = arguments;
+        caches.open("assets").then((c) => c.put(url, new Response("export const broken = 1;",
+          {headers: {"content-type": "text/javascript"}}))).then(() => done());
+        """,
+        entry,
+    )
+    site.backend.reset(site.scenario(mirrors=[]))
+    started = time.monotonic()
+    site.driver.get(f"{site.backend_url}/?t={(token := unique())}")
+    loaded = lambda s: token in s.get("url", "") and rendered(s)  # noqa: E731
+    settle(site, "stale service worker copy", loaded, started)
+    site.report(cause="integrity", outcome="recovered")
+    left = site.driver.execute_async_script(
+        "const [url, done] = arguments; caches.match(url).then((r) => done(!!r));", entry
+    )
+    assert left is False, "the bad copy is still in Cache Storage"
+
+
+def install_service_worker(site: Site) -> None:
+    site.driver.execute_async_script(
+        """
+        const done = arguments[0];
+        navigator.serviceWorker.register("/sw.js").then(() => navigator.serviceWorker.ready)
+          .then(() => navigator.serviceWorker.controller || new Promise(
+            (r) => navigator.serviceWorker.addEventListener("controllerchange", r)))
+          .then(() => done(true), (e) => done(String(e)));
+        """
+    )
+
+
+# --------------------------------------------------------------------------- deploys
+
+
+def test_a_lazy_chunk_gone_after_a_deploy(site: Site) -> None:
+    site.start(site.scenario())
+    wait_for(site.driver, rendered, 30)
+    old_report = site.path("report.js")
+    # A deploy: the report view changes (a new fingerprint), the old one is gone.
+    (site.src / "report.js").write_text(
+        (site.src / "report.js").read_text().replace("1,043.00", "1,044.00")
+    )
+    build(site.src, site.backend.dist)
+    assert site.path("report.js") != old_report
+    site.origin.rules[old_report] = "404"
+    site.mirror.rules[old_report] = "404"
+    started = time.monotonic()
+    site.driver.find_element(By.ID, "open-report").click()
+    settle(
+        site, "lazy chunk gone after a deploy", with_report, started
+    )
+    site.report(cause="not-found", outcome="reloading", kind="chunk")
+    text = site.driver.find_element(By.ID, "report-slot").text
+    assert "1,044.00" in text
