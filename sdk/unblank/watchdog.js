@@ -5,13 +5,12 @@
 // generation, base, mirrors, report, ready, assetTimeout, retryFor,
 // crashGrace, root, param, reference.
 ((w, d, C) => {
-  "use strict";
-  if (w.unblank && w.unblank.config) return;
+  if (w.unblank?.config) return;
   const nav = w.navigator, loc = w.location, perf = w.performance, P = C.param, KEY = "unblank-reload";
   const now = () => Date.now(), t0 = perf.timeOrigin || now();
-  const abs = (u) => new URL(u, loc.href).href;
+  const abs = u => new URL(u, loc.href).href;
   const bases = [C.base, ...C.mirrors].map(abs);
-  const ours = (u) => bases.some((b) => u.startsWith(b));
+  const ours = u => bases.some(b => u.startsWith(b));
   const tries = {}, done = new WeakSet(), seen = new WeakMap();
   const S = { ready: false, failed: null, errors: [], pending: 0, incidents: [] };
   let crashTimer, checking = 0, chunk = 0, reloading = 0;
@@ -20,18 +19,18 @@
   const resources = () => perf.getEntriesByType("resource");
 
   // -- which elements are ours, and where else they can come from -----------
-  const urlOf = (el) => (el.tagName === "SCRIPT" ? el.src : el.tagName === "LINK" ? el.href : "");
-  const kindOf = (el) => (el.tagName === "SCRIPT" ? "script" : /modulepreload/.test(el.rel) ? "modulepreload" : "stylesheet");
+  const urlOf = el => (el.tagName === "SCRIPT" ? el.src : el.tagName === "LINK" ? el.href : "");
+  const kindOf = el => (el.tagName === "SCRIPT" ? "script" : /modulepreload/.test(el.rel) ? "modulepreload" : "stylesheet");
   function watched(el) {
     const u = urlOf(el);
     if (!u || (el.tagName === "LINK" && !/stylesheet|modulepreload|preload/i.test(el.rel))) return false;
     return el.hasAttribute("integrity") || ours(u);
   }
-  const strip = (u) => u.replace(new RegExp("([?&])" + P + "=\\d+&?"), "$1").replace(/[?&](#|$)/, "$1");
-  const bust = (u) => u + (u.includes("?") ? "&" : "?") + P + "=" + now();
+  const strip = u => u.replace(new RegExp("([?&])" + P + "=\\d+&?"), "$1").replace(/[?&](#|$)/, "$1");
+  const bust = u => u + (u.includes("?") ? "&" : "?") + P + "=" + now();
   function candidates(u) {
     const rest = u.startsWith(bases[0]) ? u.slice(bases[0].length) : null;
-    return (rest === null ? [] : bases.slice(1).map((m) => m + rest)).concat([bust(u)]);
+    return (rest === null ? [] : bases.slice(1).map(m => m + rest)).concat([bust(u)]);
   }
 
   // -- asset failures: retry from mirrors, then with a cache-busting URL ----
@@ -44,7 +43,7 @@
     purge([orig]);
     if (t.n < t.list.length && now() - t.first < C.retryFor) return retry(el, orig, t.list[t.n++]);
     const info = { asset: orig, attempts: t.n, kind: kindOf(el) };
-    classify(orig).then((cause) => giveUp(cause, info));
+    classify(orig).then(cause => giveUp(cause, info));
   }
   function retry(el, orig, url) {
     const n = d.createElement(el.tagName), script = el.tagName === "SCRIPT";
@@ -67,21 +66,18 @@
     if (!orig) return;
     S.pending--;
     const info = { asset: orig, attempts: tries[orig] ? tries[orig].n : 1, kind: kindOf(el) };
-    classify(orig).then((cause) => report(cause, info, "recovered"));
+    classify(orig).then(cause => report(cause, info, "recovered"));
   }
 
   // -- why it failed: a fresh look at the URL, then at the page's own origin -
-  function timed(u, o, ms) {
-    const c = new AbortController(), t = setTimeout(() => c.abort(), ms || 4000);
-    return fetch(u, { ...o, signal: c.signal }).finally(() => clearTimeout(t));
-  }
+  const timed = (u, o, ms) => fetch(u, { ...o, signal: AbortSignal.timeout(ms || 4000) });
   const fresh = { cache: "no-store", mode: "cors", credentials: "same-origin" };
   function classify(u) {
     if (nav.onLine === false) return Promise.resolve("offline");
     // A file the page fetched that answered 4xx/5xx (a module's import, say) says more.
-    const bad = resources().find((e) => e.responseStatus >= 400 && ours(e.name));
+    const bad = resources().find(e => e.responseStatus >= 400 && ours(e.name));
     return timed(u, fresh).then(
-      (r) => {
+      r => {
         const s = bad ? bad.responseStatus : r.status;
         if (s === 404 || s === 410) return "not-found";
         if (s >= 400) return "upstream";
@@ -113,14 +109,14 @@
   }
   function cleanup(urls) {
     const jobs = [purge(urls, true)], sri = integrityMap();
-    if (nav.serviceWorker) jobs.push(nav.serviceWorker.getRegistrations().then((rs) => Promise.all(rs.map((r) => r.unregister()))));
+    if (nav.serviceWorker) jobs.push(nav.serviceWorker.getRegistrations().then(rs => Promise.all(rs.map(r => r.unregister()))));
     // A corrupted copy in the HTTP cache (immutable!) would come back after the
     // reload: every verified file this page fetched is checked there, and
     // fetched again when it no longer matches.
     for (const { name } of resources()) if (sri[name]) jobs.push(fetch(name, { integrity: sri[name], cache: "force-cache" }).catch(() => fetch(name, { cache: "reload" })));
     for (const u of urls) jobs.push(fetch(u, { cache: "reload" }));
-    const all = Promise.all(jobs.map((j) => j.catch(() => 0)));
-    return Promise.race([all, new Promise((r) => setTimeout(r, 3000))]);
+    const all = Promise.all(jobs.map(j => j.catch(() => 0)));
+    return Promise.race([all, new Promise(r => setTimeout(r, 3000))]);
   }
 
   // -- one guarded reload, then the guided page --------------------------------
@@ -178,7 +174,8 @@
   }
 
   // -- boot exceptions and chunk loads --------------------------------------
-  const message = (e) => String((e && (e.message || e.name)) || e || "").slice(0, 500);
+  const urlIn = m => (/https?:\/\/[^\s'"]+/.exec(m) || [""])[0];
+  const message = e => String(e?.message || e?.name || e || "").slice(0, 500);
   function onCrash(err) {
     const m = message(err);
     if (/dynamically imported module|Importing a module script failed|Loading (CSS )?chunk|ChunkLoadError/.test(m)) return onChunk(m);
@@ -190,15 +187,15 @@
   function onChunk(m) {
     if (chunk || S.failed) return;
     chunk = 1;
-    const u = (/https?:\/\/[^\s'"]+/.exec(m) || [""])[0];
+    const u = urlIn(m);
     const info = { asset: u, kind: "chunk", message: m };
-    (u ? classify(u) : Promise.resolve(nav.onLine ? "not-found" : "offline")).then((cause) => giveUp(cause, info));
+    (u ? classify(u) : Promise.resolve(nav.onLine ? "not-found" : "offline")).then(cause => giveUp(cause, info));
   }
 
   // -- a white screen: nothing drawn where people look ----------------------------
   function drawn(el) {
     if (el === d.documentElement || el === d.body || el.closest("[data-unblank-placeholder]")) return false;
-    if (el.namespaceURI !== "http://www.w3.org/1999/xhtml" || /^(IMG|CANVAS|VIDEO|INPUT|BUTTON|SELECT|TEXTAREA|IFRAME|OBJECT|EMBED)$/.test(el.tagName)) return true;
+    if (!(el instanceof HTMLElement) || /^(IMG|CANVAS|VIDEO|INPUT|BUTTON|SELECT|TEXTAREA|IFRAME|OBJECT|EMBED)$/.test(el.tagName)) return true;
     for (const n of el.childNodes) if (n.nodeType === 3 && /\S/.test(n.data)) return true;
     const s = getComputedStyle(el), bg = s.backgroundColor;
     return s.backgroundImage !== "none" || (bg !== getComputedStyle(d.body).backgroundColor && !/^(transparent|rgba\(.*, 0\))$/.test(bg));
@@ -213,8 +210,7 @@
     if (S.ready || S.failed) return;
     if (d.visibilityState === "hidden") {
       // Background tabs render late, if at all: look again once it is seen.
-      const again = () => (d.removeEventListener("visibilitychange", again), setTimeout(check, C.ready / 2));
-      return d.addEventListener("visibilitychange", again);
+      return d.addEventListener("visibilitychange", () => setTimeout(check, C.ready / 2), { once: true });
     }
     // Something drawn is no white screen; still loading, it may yet be drawn.
     if (!blank()) return;
@@ -245,17 +241,22 @@
     try { if (loc.search.includes(P + "=")) history.replaceState(history.state, "", strip(loc.href)); } catch (e) {}
   }
 
-  w.addEventListener("error", (e) => {
+  w.addEventListener("error", e => {
     const el = e.target;
     if (el && el !== w && el.tagName) watched(el) && onAssetError(el);
     else onCrash(e.error || e.message);
   }, true);
   // Load events never reach window (DOM "get the parent" stops at the document for them).
-  d.addEventListener("load", (e) => e.target.tagName && loaded(e.target), true);
-  w.addEventListener("unhandledrejection", (e) => onCrash(e.reason));
+  d.addEventListener("load", e => e.target.tagName && loaded(e.target), true);
+  w.addEventListener("unhandledrejection", e => onCrash(e.reason));
   w.addEventListener("online", () => send(outbox()));
   if (nav.onLine) send(outbox());
-  w.addEventListener("vite:preloadError", (e) => onChunk(message(e.payload)));
+  w.addEventListener("vite:preloadError", e => {
+    const m = message(e.payload);
+    // A stylesheet being retried in place: let the import go on without it for now.
+    if (tries[urlIn(m)]) return e.preventDefault();
+    onChunk(m);
+  });
   setTimeout(check, C.ready);
   setTimeout(hangs, C.assetTimeout);
 })(window, document, __UNBLANK_CONFIG__);
