@@ -194,17 +194,19 @@
 
   // -- a white screen: nothing drawn where people look ----------------------------
   function drawn(el) {
-    if (el === d.documentElement || el === d.body || el.closest("[data-unblank-placeholder]")) return false;
+    if (el === d.documentElement || el === d.body || !el.getClientRects().length || el.closest("[data-unblank-placeholder]")) return false;
     if (!(el instanceof HTMLElement) || /^(IMG|CANVAS|VIDEO|INPUT|BUTTON|SELECT|TEXTAREA|IFRAME|OBJECT|EMBED)$/.test(el.tagName)) return true;
     for (const n of el.childNodes) if (n.nodeType === 3 && /\S/.test(n.data)) return true;
     const s = getComputedStyle(el), bg = s.backgroundColor;
     return s.backgroundImage !== "none" || (bg !== getComputedStyle(d.body).backgroundColor && !/^(transparent|rgba\(.*, 0\))$/.test(bg));
   }
+  // The app's root, when the page has one, must hold something drawn (the shell
+  // around it does not count); without one, a grid of points over the viewport.
   function blank() {
-    if (!d.body) return true;
-    for (let i = 1; i < 6; i++) for (let j = 1; j < 6; j++) if (d.elementsFromPoint((innerWidth * i) / 6, (innerHeight * j) / 6).some(drawn)) return false;
     const root = d.querySelector(C.root);
-    return !(root && /\S/.test(root.innerText));
+    if (root) return ![...root.querySelectorAll("*")].slice(0, 3000).some(drawn);
+    for (let i = 1; i < 6; i++) for (let j = 1; j < 6; j++) if (d.elementsFromPoint((innerWidth * i) / 6, (innerHeight * j) / 6).some(drawn)) return false;
+    return true;
   }
   function check() {
     if (S.ready || S.failed) return;
