@@ -68,18 +68,35 @@ VITE_SHELL = """<!doctype html>
 """
 
 
-class ViteBackend:
-    """Starlette + Shell + UnblankMiddleware rendering the Vite app's shell."""
+BLOCKING_SHELL = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Legacy app</title>
+{{ unblank_head() }}
+</head>
+<body>
+<div id="app"></div>
+{{ asset_tag("blocking-a.js", module=False, defer=False) }}
+{{ asset_tag("blocking-b.js", module=False, defer=False) }}
+</body>
+</html>
+"""
 
-    def __init__(self, dist: Path) -> None:
+
+class ShellBackend:
+    """Starlette + Shell + UnblankMiddleware rendering one shell template."""
+
+    def __init__(self, dist: Path, template: str) -> None:
         self.dist = dist
         self.base_url = ""
         self.mirrors: list[str] = []
+        self.watchdog = FAST
         self.shells: list[str] = []
         self.reports: list[dict[str, Any]] = []
         self.intake = ReportIntake(rate=1000, burst=1000)
         self._templates = Jinja2Templates(
-            env=jinja2.Environment(loader=jinja2.DictLoader({"shell": VITE_SHELL}), autoescape=True)
+            env=jinja2.Environment(loader=jinja2.DictLoader({"shell": template}), autoescape=True)
         )
         self.app = Starlette(
             routes=[Route("/", self._shell)],
@@ -94,7 +111,10 @@ class ViteBackend:
     async def _shell(self, request: Request) -> Response:
         self.shells.append(str(request.url))
         shell = Shell(
-            manifest=self.manifest(), base_url=self.base_url, mirrors=self.mirrors, watchdog=FAST
+            manifest=self.manifest(),
+            base_url=self.base_url,
+            mirrors=self.mirrors,
+            watchdog=self.watchdog,
         )
         shell.install(self._templates.env)
         return shell.template_response(self._templates, request, "shell")
@@ -116,7 +136,7 @@ def vite_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
     _run_tool(command, cwd=project, timeout=BUILD_TIMEOUT)
     dist = tmp_path_factory.mktemp("vite_watchdog") / "dist"
     build(out, dist)
-    backend = ViteBackend(dist)
+    backend = ShellBackend(dist, VITE_SHELL)
     origin, mirror = origin_app(dist), origin_app(dist)
     catcher = _catch_reports(backend.reports)
     driver = new_driver(tmp_path_factory.mktemp("vite-profile"))
@@ -264,7 +284,7 @@ def test_a_failed_css_preload_is_recovered(vite_site: dict[str, Any]) -> None:
     assert vite_state(vite_site["driver"])["page"] is None
 
 
-# --------------------------------------------------------------------------- background tab
+# --------------------------------------------------------------------------- the fixture app
 
 
 @pytest.fixture(scope="module")
@@ -273,23 +293,59 @@ def fixture_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
     shutil.copytree(Path(__file__).parent / "fixtures" / "watchdog_app", src, dirs_exist_ok=True)
     dist = tmp_path_factory.mktemp("bg") / "dist"
     build(src, dist)
-    origin = origin_app(dist)
+    origin, mirror = origin_app(dist), origin_app(dist)
     backend = Backend(dist)
+    legacy = ShellBackend(dist, BLOCKING_SHELL)
+    catcher = _catch_reports(legacy.reports)
     driver = new_driver(tmp_path_factory.mktemp("bg-profile"))
     try:
-        with running(backend.app, origin) as urls:
-            yield {"driver": driver, "backend": backend, "origin": origin, "urls": urls}
+        with running(backend.app, origin, mirror, legacy.app) as urls:
+            legacy.base_url = f"{urls[1]}/static/"
+            legacy.mirrors = [f"{urls[2]}/static/"]
+            yield {
+                "driver": driver,
+                "backend": backend,
+                "legacy": legacy,
+                "origin": origin,
+                "mirror": mirror,
+                "urls": urls,
+            }
             origin.release.set()
+            mirror.release.set()
     finally:
         driver.quit()
+        catcher()
         backend.close()
         origin.app.close()
+        mirror.app.close()
+
+
+def test_a_parser_blocking_script_is_retried_in_place(fixture_site: dict[str, Any]) -> None:
+    # blocking-b.js needs what blocking-a.js defines: the retry of a (from the
+    # mirror) must run before b, where a stood.
+    driver: webdriver.Chrome = fixture_site["driver"]
+    legacy: ShellBackend = fixture_site["legacy"]
+    _backend_url, origin_url, mirror_url, legacy_url = fixture_site["urls"]
+    origin: Faults = fixture_site["origin"]
+    origin.clear()
+    fixture_site["mirror"].clear()
+    origin.rules[legacy.manifest().assets["blocking-a.js"].path] = "404"
+    legacy.reports.clear()
+    fresh_tab(driver, [legacy_url, origin_url, mirror_url])
+    driver.get(f"{legacy_url}/?t={unique()}")
+    _state, _ = wait_for(driver, lambda s: bool(s.get("rendered")) and bool(s.get("ready")), 30)
+    assert "Fixed rate: 4.2%" in driver.find_element(By.ID, "app").text
+    assert not any("loanRates" in e["message"] for e in driver.get_log("browser")), "b ran before a"
+    deadline = time.monotonic() + 10
+    while not legacy.reports and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [(r["cause"], r["outcome"]) for r in legacy.reports] == [("not-found", "recovered")]
 
 
 def test_a_slow_app_in_a_background_tab_is_never_replaced(fixture_site: dict[str, Any]) -> None:
     driver: webdriver.Chrome = fixture_site["driver"]
     backend: Backend = fixture_site["backend"]
-    backend_url, origin_url = fixture_site["urls"]
+    backend_url, origin_url = fixture_site["urls"][:2]
     backend.reset(
         Scenario(
             base_url=f"{origin_url}/static/",
@@ -309,7 +365,7 @@ def test_a_slow_app_in_a_background_tab_is_never_replaced(fixture_site: dict[str
     time.sleep(8)
     driver.close()
     driver.switch_to.window(page_tab)
-    state, _ = wait_for(driver, lambda s: bool(s.get("rendered")), 15)
+    wait_for(driver, lambda s: bool(s.get("rendered")), 15)
     time.sleep(3)
     state = page_state(driver)
     assert state["page"] is None and state["rendered"], state

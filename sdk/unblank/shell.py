@@ -242,14 +242,22 @@ class Shell:
         """The fingerprinted URL of logical ``name``; ``KeyError`` names a missing one."""
         return self.base_url + self._asset(self.manifest, name).path
 
-    def asset_tag(self, name: str, *, nonce: str | None = None, module: bool = True) -> Markup:
-        """``<script>`` for JavaScript (``module=False``: a classic script, kept in
-        order with ``defer``), ``<link rel="stylesheet">`` for CSS."""
+    def asset_tag(
+        self, name: str, *, nonce: str | None = None, module: bool = True, defer: bool = True
+    ) -> Markup:
+        """``<script>`` for JavaScript, ``<link rel="stylesheet">`` for CSS.
+
+        ``module=False`` makes a classic script, kept in order with ``defer``;
+        ``defer=False`` too makes it parser-blocking (for legacy code that
+        must run where it stands; the watchdog retries it in place).
+        """
         asset = self._asset(self.manifest, name)
         media = _media(asset)
         url = self.base_url + asset.path
         if media in _JS:
-            kind = {"type": "module"} if module else {"defer": None}
+            kind: dict[str, str | None] = (
+                {"type": "module"} if module else {"defer": None} if defer else {}
+            )
             return self._tag("script", {**kind, "src": url}, asset, nonce, close=True)
         if media == _CSS:
             return self._tag("link", {"rel": "stylesheet", "href": url}, asset, nonce)
