@@ -10,8 +10,7 @@ import httpx
 import pytest
 
 from unblank import Manifest
-from unblank_server import app as app_module
-from unblank_server import resources
+from unblank_server import bodies, resources
 from unblank_server.app import StaticApp, create_app
 from unblank_server.builder import BuildOptions, build
 from unblank_server.compress import CompressionSettings
@@ -56,7 +55,7 @@ def test_tier_loads_a_body_once_for_concurrent_requests(
         loads.append(str(variant.file))
         return original(variant)
 
-    monkeypatch.setattr(app_module, "read_verified", counting)
+    monkeypatch.setattr(bodies, "read_verified", counting)
     replies = asyncio.run(fetch(app, [urls(dist)[0]] * 16))
     assert {r.status_code for r in replies} == {200}
     assert len({r.content for r in replies}) == 1

@@ -1,12 +1,15 @@
 """The fault matrix: no user ever looks at a blank screen, proved in real Chromium.
 
-An app backend (Starlette + the SDK's shell + UnblankMiddleware, strict CSP
-with nonces) renders the fixture app's shell; its assets come from ``unblank
-serve`` on one port and a mirror on another, each behind `Faults`. For every
-scenario the test asserts the final state — the app rendered (possibly after a
-recovery), or the guided page of the right cause, in the DOM and in a
-screenshot that is not blank — how long it took, and that the backend
-received the incident report.
+Every scenario runs on two apps (the ``site`` fixture's parameters): the
+fixture app (``tests/fixtures/watchdog_app``, its backend Starlette + the SDK's
+shell + UnblankMiddleware) and the example app (``examples/loan_app``, its own
+backend `LoanApp`), both with a strict CSP with nonces. Their assets come from
+``unblank serve`` on one port and a mirror on another, each behind `Faults`.
+For every scenario the test asserts the final state — the app rendered
+(possibly after a recovery), or the guided page of the right cause, in the DOM
+and in a screenshot that is not blank — how long it took, and that the backend
+received the incident report. Scenarios an app cannot play (a classic-script
+entry, a canvas-only app: the fixture's) are skipped for it.
 
 Time-to-state of every scenario is printed at the end (``pytest -s``) and
 written to ``.cache/watchdog-matrix.json``.
@@ -28,7 +31,9 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 
 from tests.watchdog_matrix import (
-    Backend,
+    APPS,
+    AppBackend,
+    AppSpec,
     Faults,
     Scenario,
     fresh_tab,
@@ -48,7 +53,6 @@ from unblank_server.builder import build
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "watchdog_app"
 TIMES: dict[str, float] = {}
 # Short timers so the matrix runs in minutes; the defaults are 10/8/20/3 s.
 FAST = WatchdogSettings(ready_timeout=3, asset_timeout=2, retry_for=10, crash_grace=1)
@@ -59,13 +63,15 @@ class Site:
 
     def __init__(
         self,
+        app: AppSpec,
         driver: webdriver.Chrome,
-        backend: Backend,
+        backend: AppBackend,
         urls: list[str],
         origin: Faults,
         mirror: Faults,
         src: Path,
     ) -> None:
+        self.app = app
         self.driver = driver
         self.backend = backend
         self.backend_url, self.origin_url, self.mirror_url = urls
@@ -78,7 +84,16 @@ class Site:
         return self.backend.manifest()
 
     def path(self, name: str) -> str:
-        return self.manifest.assets[name].path
+        """The published path of a role's file ("entry", "lazy"...) or of a logical name."""
+        return self.manifest.assets[self.app.roles.get(name, name)].path
+
+    def needs(self, feature: str) -> None:
+        if feature not in self.app.supports:
+            pytest.skip(f"the {self.app.name} app has no {feature} edition")
+
+    def label(self, name: str) -> str:
+        """A scenario's name in the time table: which app played it, too."""
+        return f"{name} [{self.app.name}]"
 
     def start(
         self,
@@ -89,8 +104,8 @@ class Site:
         path: str = "/",
         network: dict[str, Any] | None = None,
     ) -> float:
-        """A fresh tab opening the shell with these faults (logical name -> fault);
-        returns the time it started."""
+        """A fresh tab opening the shell with these faults (role or logical name ->
+        fault); returns the time it started."""
         self.origin.clear()
         self.mirror.clear()
         self.origin.rules.update({self.path(k): v for k, v in (origin or {}).items()})
@@ -124,21 +139,32 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    src = tmp_path_factory.mktemp("watchdog_src")
-    shutil.copytree(FIXTURE, src, dirs_exist_ok=True)
-    dist = tmp_path_factory.mktemp("watchdog") / "dist"
+def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
+    """One Chromium for both apps (each scenario opens a fresh tab)."""
+    chrome = new_driver(tmp_path_factory.mktemp("watchdog-profile"))
+    yield chrome
+    chrome.quit()
+
+
+@pytest.fixture(scope="module", params=sorted(APPS))
+def site(
+    request: pytest.FixtureRequest,
+    driver: webdriver.Chrome,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Site]:
+    app = APPS[request.param]
+    src = tmp_path_factory.mktemp(f"watchdog_src_{app.name}")
+    shutil.copytree(app.src, src, dirs_exist_ok=True)  # a deploy changes the copy
+    dist = tmp_path_factory.mktemp(f"watchdog_{app.name}") / "dist"
     build(src, dist)
     origin, mirror = origin_app(dist), origin_app(dist)
-    backend = Backend(dist)
-    driver = new_driver(tmp_path_factory.mktemp("watchdog-profile"))
+    backend = app.backend(dist)
     try:
         with running(backend.app, origin, mirror) as urls:
-            yield Site(driver, backend, urls, origin, mirror, src)
+            yield Site(app, driver, backend, urls, origin, mirror, src)
             origin.release.set()
             mirror.release.set()
     finally:
-        driver.quit()
         backend.close()
         origin.app.close()
         mirror.app.close()
@@ -151,7 +177,7 @@ def time_table() -> Iterator[None]:
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(TIMES, indent=1, sort_keys=True) + "\n")
     print("\nwatchdog fault matrix, seconds to the final state:")
-    for name, seconds in sorted(TIMES.items(), key=lambda item: item[1]):
+    for name, seconds in sorted(TIMES.items(), key=lambda item: (item[0].rsplit(" [", 1)[-1], item[1])):
         print(f"  {seconds:6.2f}  {name}")
 
 
@@ -175,8 +201,8 @@ def settle(
     timeout: float = 30,
 ) -> dict[str, Any]:
     state, _ = wait_for(site.driver, predicate, timeout)
-    TIMES[name] = round(time.monotonic() - started, 2)
-    assert screenshot_is_not_blank(site.driver), f"{name}: the screenshot is blank"
+    TIMES[site.label(name)] = round(time.monotonic() - started, 2)
+    assert screenshot_is_not_blank(site.driver), f"{site.label(name)}: the screenshot is blank"
     return state
 
 
@@ -195,12 +221,16 @@ def test_healthy(site: Site) -> None:
     started = site.start(site.scenario())
     state = settle(site, "healthy", rendered, started)
     assert state["incidents"] == 0
-    css = site.driver.find_element(By.ID, "rendered").value_of_css_property("color")
-    assert css in ("rgb(1, 2, 3)", "rgba(1, 2, 3, 1)")
+    assert styled(site), "the stylesheet did not apply"
     time.sleep(FAST.ready_timeout + 1)
     assert page_is_app(site), "a healthy app was replaced"
     assert site.backend.reports == []
     assert len(site.backend.shells) == 1
+
+
+def styled(site: Site) -> bool:
+    selector, prop, values = site.app.style
+    return site.driver.find_element(By.CSS_SELECTOR, selector).value_of_css_property(prop) in values
 
 
 def page_is_app(site: Site) -> bool:
@@ -215,7 +245,7 @@ def test_healthy_on_a_throttled_network_is_never_replaced(site: Site) -> None:
     # the page needs longer than the watchdog's timers here, and must be let be.
     started = site.start(
         site.scenario(),
-        origin={"main.js": "slow:2.5"},
+        origin={"entry": "slow:2.5"},
         network={"offline": False, "latency": 600, "throughput": 20_000},
     )
     settle(site, "throttled network", rendered, started, timeout=60)
@@ -228,18 +258,19 @@ def test_healthy_on_a_throttled_network_is_never_replaced(site: Site) -> None:
 
 
 def test_module_entry_404_is_taken_from_the_mirror(site: Site) -> None:
-    started = site.start(site.scenario(), origin={"main.js": "404"})
+    started = site.start(site.scenario(), origin={"entry": "404"})
     settle(site, "module entry 404 (mirror)", rendered, started)
     report = site.report(outcome="recovered")
     assert report["cause"] == "not-found"
-    assert site.mirror.count(site.path("main.js")) >= 1
+    assert site.mirror.count(site.path("entry")) >= 1
 
 
 def test_classic_entry_404_everywhere_reloads_once_then_guides(site: Site) -> None:
+    site.needs("classic")
     started = site.start(
         site.scenario(entry="classic"),
-        origin={"classic.js": "404"},
-        mirror={"classic.js": "404"},
+        origin={"classic": "404"},
+        mirror={"classic": "404"},
     )
     settle(site, "classic entry 404 everywhere", guided("not-found"), started)
     site.report(cause="not-found", outcome="reloading", kind="script")
@@ -250,23 +281,23 @@ def test_classic_entry_404_everywhere_reloads_once_then_guides(site: Site) -> No
 
 
 def test_classic_entry_from_the_mirror(site: Site) -> None:
-    started = site.start(site.scenario(entry="classic"), origin={"classic.js": "404"})
+    site.needs("classic")
+    started = site.start(site.scenario(entry="classic"), origin={"classic": "404"})
     settle(site, "classic entry 404 (mirror)", rendered, started)
     site.report(cause="not-found", outcome="recovered")
 
 
 def test_asset_answered_with_html_and_200(site: Site) -> None:
-    started = site.start(site.scenario(mirrors=[]), origin={"main.js": "html200"})
+    started = site.start(site.scenario(mirrors=[]), origin={"entry": "html200"})
     settle(site, "entry answered with HTML + 200", guided("not-found"), started)
     site.report(cause="not-found", outcome="page")
     assert len(site.backend.shells) == 2
 
 
 def test_css_404_is_taken_from_the_mirror(site: Site) -> None:
-    started = site.start(site.scenario(), origin={"app.css": "404"})
+    started = site.start(site.scenario(), origin={"css": "404"})
     settle(site, "stylesheet 404 (mirror)", rendered, started)
-    colour = site.driver.find_element(By.ID, "rendered").value_of_css_property("color")
-    assert colour in ("rgb(1, 2, 3)", "rgba(1, 2, 3, 1)")
+    assert styled(site), "the stylesheet from the mirror did not apply"
     site.report(cause="not-found", outcome="recovered", kind="stylesheet")
 
 
@@ -277,20 +308,20 @@ def test_origin_refusing_connections_mirror_takes_over(site: Site) -> None:
 
 
 def test_an_asset_that_hangs_is_taken_from_the_mirror(site: Site) -> None:
-    started = site.start(site.scenario(), origin={"main.js": "hang"})
+    started = site.start(site.scenario(), origin={"entry": "hang"})
     settle(site, "entry hangs (mirror)", rendered, started)
     site.report(cause="upstream", outcome="recovered")
 
 
 def test_corrupted_bytes_with_a_good_mirror(site: Site) -> None:
-    started = site.start(site.scenario(), origin={"main.js": "corrupt"})
+    started = site.start(site.scenario(), origin={"entry": "corrupt"})
     settle(site, "corrupted entry (mirror)", rendered, started)
     site.report(cause="integrity", outcome="recovered")
 
 
 def test_corrupted_bytes_with_no_good_copy_anywhere(site: Site) -> None:
     started = site.start(
-        site.scenario(), origin={"lib.js": "corrupt"}, mirror={"lib.js": "corrupt"}
+        site.scenario(), origin={"import": "corrupt"}, mirror={"import": "corrupt"}
     )
     settle(site, "corrupted import, no good copy", guided("integrity"), started)
     site.report(cause="integrity", outcome="page")
@@ -316,6 +347,7 @@ def test_an_app_that_never_renders(site: Site) -> None:
 
 
 def test_a_canvas_only_app_is_not_a_white_screen(site: Site) -> None:
+    site.needs("canvas")
     started = site.start(site.scenario(chaos="canvas"))
     settle(site, "canvas-only app", rendered, started)
     time.sleep(FAST.ready_timeout + 1)
@@ -337,7 +369,7 @@ def test_a_503_with_retry_after_recovers_by_itself(site: Site) -> None:
 
 def test_offline_at_first_load(site: Site) -> None:
     # The shell arrives, then the network is gone before the app's files do.
-    started = site.start(site.scenario(), origin={"main.js": "hang"}, mirror={"main.js": "hang"})
+    started = site.start(site.scenario(), origin={"entry": "hang"}, mirror={"entry": "hang"})
     wait_for(site.driver, lambda s: s.get("url", "").startswith(site.backend_url), 15)
     set_network(site.driver, offline=True)
     settle(site, "offline at first load", guided("offline"), started)
@@ -345,7 +377,7 @@ def test_offline_at_first_load(site: Site) -> None:
     site.mirror.clear()
     set_network(site.driver, offline=False)
     wait_for(site.driver, rendered, 30)
-    TIMES["offline at first load: back online"] = round(time.monotonic() - started, 2)
+    TIMES[site.label("offline at first load: back online")] = round(time.monotonic() - started, 2)
     site.report(cause="offline", outcome="page")
 
 
@@ -358,27 +390,28 @@ def test_offline_mid_session(site: Site) -> None:
     settle(site, "offline mid-session (lazy view)", guided("offline"), started)
     set_network(site.driver, offline=False)
     wait_for(site.driver, with_report, 30)
-    TIMES["offline mid-session: back online"] = round(time.monotonic() - started, 2)
+    TIMES[site.label("offline mid-session: back online")] = round(time.monotonic() - started, 2)
     site.report(cause="offline", outcome="page", kind="chunk")
 
 
 def test_json_clients_get_problem_json(site: Site) -> None:
-    site.start(site.scenario())
+    site.start(site.scenario(api_failure=True))
     wait_for(site.driver, rendered, 30)
     answer = site.driver.execute_async_script(
         """
-        const done = arguments[0];
-        fetch("/api/boom", {headers: {accept: "application/json"}})
+        const [url, done] = arguments;
+        fetch(url, {headers: {accept: "application/json"}})
           .then(async (r) => done({status: r.status, type: r.headers.get("content-type"),
                                    body: await r.json(), id: r.headers.get("x-request-id")}));
-        """
+        """,
+        site.app.api,
     )
     assert answer["status"] == 500
     assert answer["type"].startswith("application/problem+json")
     assert answer["body"]["status"] == 500
     assert answer["body"]["instance"] == answer["id"]
     assert "Traceback" not in json.dumps(answer["body"])
-    page = httpx.get(f"{site.backend_url}/api/boom", headers={"accept": "text/html"})
+    page = httpx.get(f"{site.backend_url}{site.app.api}", headers={"accept": "text/html"})
     assert page.status_code == 500 and 'data-reason="server-error"' in page.text
 
 
@@ -386,7 +419,7 @@ def test_a_stale_service_worker_copy_is_replaced(site: Site) -> None:
     site.start(site.scenario(mirrors=[]))
     wait_for(site.driver, rendered, 30)
     install_service_worker(site)
-    entry = f"{site.origin_url}/static/{site.path('main.js')}"
+    entry = f"{site.origin_url}/static/{site.path('entry')}"
     site.driver.execute_async_script(
         """
         const [url, done] = arguments;
@@ -425,20 +458,18 @@ def install_service_worker(site: Site) -> None:
 def test_a_lazy_chunk_gone_after_a_deploy(site: Site) -> None:
     site.start(site.scenario())
     wait_for(site.driver, rendered, 30)
-    old_report = site.path("report.js")
+    old_report = site.path("lazy")
     # A deploy: the report view changes (a new fingerprint), the old one is gone.
-    (site.src / "report.js").write_text(
-        (site.src / "report.js").read_text().replace("1,043.00", "1,044.00")
-    )
+    before, after = site.app.deploy
+    lazy = site.src / site.app.roles["lazy"]
+    lazy.write_text(lazy.read_text().replace(before, after))
     build(site.src, site.backend.dist)
-    assert site.path("report.js") != old_report
+    assert site.path("lazy") != old_report
     site.origin.rules[old_report] = "404"
     site.mirror.rules[old_report] = "404"
     started = time.monotonic()
     site.driver.find_element(By.ID, "open-report").click()
-    settle(
-        site, "lazy chunk gone after a deploy", with_report, started
-    )
+    settle(site, "lazy chunk gone after a deploy", with_report, started)
     site.report(cause="not-found", outcome="reloading", kind="chunk")
     text = site.driver.find_element(By.ID, "report-slot").text
-    assert "1,044.00" in text
+    assert after in text

@@ -4,13 +4,17 @@ that renders its shell with the SDK, and a Chromium that can tell what it shows.
     origin  = unblank serve's app behind `Faults` (404, HTML with 200, hang,
               corrupted bytes, 503, slow) on a real uvicorn
     mirror  = a second unblank serve of the same DIST, with its own `Faults`
-    backend = Starlette + Shell + UnblankMiddleware, rendering the shell for
-              whatever `Scenario` the test set
+    backend = the app backend, rendering the shell for whatever `Scenario` the
+              test set: `Backend` (Starlette + Shell + UnblankMiddleware) for
+              the fixture app, `ExampleBackend` (the example's own `LoanApp`)
+              for the example app
     Browser = Selenium + Debian's Chromium, one fresh tab per scenario, the
               HTTP cache, Cache Storage and service workers cleared between them
 
-`tests/test_watchdog_browser.py` runs the scenarios on the fixture app in
-`tests/fixtures/watchdog_app`; the example app runs the same ones.
+`tests/test_watchdog_browser.py` runs the scenarios on every `AppSpec` in
+`APPS`: the fixture app in `tests/fixtures/watchdog_app` and the example app
+in `examples/loan_app`. Faults name files by role ("entry", "import", "lazy",
+"css"); each app says which of its files plays which.
 """
 
 from __future__ import annotations
@@ -22,11 +26,11 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import jinja2
 from PIL import Image, ImageStat
@@ -42,6 +46,8 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 from starlette.types import Message, Receive, Scope, Send
 
+from examples.loan_app.server import FRONTEND as EXAMPLE_FRONTEND
+from examples.loan_app.server import Chaos, DistManifest, LoanApp
 from tests.conftest import CHROMEDRIVER, CHROMIUM, CHROMIUM_ARGS
 from tests.realserver import serve_in_thread
 from unblank import Manifest, Shell, UnblankMiddleware
@@ -187,6 +193,7 @@ class Scenario:
     chaos: str = ""
     watchdog: WatchdogSettings = field(default_factory=WatchdogSettings)
     overloaded: int = 0  # the next N shell requests get 503 + Retry-After: 2
+    api_failure: bool = False  # the JSON API's handler raises
 
 
 class Backend:
@@ -265,6 +272,8 @@ class Backend:
         return Response(SERVICE_WORKER, media_type="text/javascript", headers=headers)
 
     async def _api_data(self, request: Request) -> Response:
+        if self.scenario.api_failure:
+            raise RuntimeError("fixture: the API handler failed")
         return JSONResponse({"rate": 4.2})
 
     async def _api_boom(self, request: Request) -> Response:
@@ -280,6 +289,138 @@ class _ReportCatcher(logging.Handler):
         report = getattr(record, "report", None)
         if isinstance(report, dict):
             self.into.append(report)
+
+
+class AppBackend(Protocol):
+    """What the matrix needs of an app backend: `Backend` and `ExampleBackend` have it."""
+
+    dist: Path
+    shells: list[str]
+    reports: list[dict[str, Any]]
+
+    @property
+    def app(self) -> Any: ...  # the ASGI app to serve
+
+    def reset(self, scenario: Scenario) -> None: ...
+
+    def manifest(self) -> Manifest: ...
+
+    def close(self) -> None: ...
+
+
+class ExampleBackend:
+    """The example app's own backend (`LoanApp` from examples/loan_app) in `Backend`'s role.
+
+    ``reset`` turns a `Scenario` into the app's settings and chaos switches;
+    in front of the app, ``app`` counts the shells asked for and serves the
+    test's service worker at ``/sw.js`` (the example has none of its own).
+    """
+
+    CHAOS = frozenset({"boot-exception", "never-render"})  # what its front end knows
+
+    def __init__(self, dist: Path, scenario: Scenario | None = None) -> None:
+        self.dist = dist
+        self.shells: list[str] = []
+        self.reports: list[dict[str, Any]] = []
+        self.loan = LoanApp(
+            manifest=dist, base_url="/static/", reports=ReportIntake(rate=1000, burst=1000)
+        )
+        self._manifest = DistManifest(dist)
+        self.reset(scenario or Scenario())
+        self._handler = _ReportCatcher(self.reports)
+        logging.getLogger("unblank.report").addHandler(self._handler)
+
+    @property
+    def app(self) -> ExampleBackend:
+        return self
+
+    def close(self) -> None:
+        logging.getLogger("unblank.report").removeHandler(self._handler)
+
+    def reset(self, scenario: Scenario) -> None:
+        words = set(scenario.chaos.split())
+        if scenario.entry != "module" or not words <= self.CHAOS:
+            raise ValueError(f"the example app cannot play {scenario}")
+        loan = self.loan
+        loan.base_url = scenario.base_url
+        loan.mirrors = list(scenario.mirrors)
+        loan.watchdog = scenario.watchdog
+        loan.chaos = Chaos(
+            boot_exception="boot-exception" in words,
+            never_render="never-render" in words,
+            overloaded=scenario.overloaded,
+            retry_after=2,
+            api="error" if scenario.api_failure else None,
+        )
+        self.shells.clear()
+        self.reports.clear()
+
+    def manifest(self) -> Manifest:
+        return self._manifest.load()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/sw.js":
+            headers = [(b"cache-control", b"no-store")]
+            body = SERVICE_WORKER.encode()
+            await _send(send, 200, body, "text/javascript; charset=utf-8", headers)
+            return
+        if scope["type"] == "http" and scope["path"] == "/":
+            query = scope["query_string"].decode("latin-1")
+            self.shells.append("/" + (f"?{query}" if query else ""))
+        await self.loan(scope, receive, send)
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    """One front end the matrix runs on, and the names of its parts.
+
+    ``roles``: the logical name of the file each fault targets: ``entry`` (the
+    module the shell loads), ``import`` (a module the entry imports), ``lazy``
+    (the chunk ``import()`` loads), ``css`` (the stylesheet); ``classic`` for an
+    app with a classic-script edition. ``style`` is a CSS selector, property and
+    the values that only the app's stylesheet gives it; ``deploy`` a text of the
+    lazy file and the one a new version has; ``api`` a JSON API address that
+    fails under ``Scenario(api_failure=True)``. ``supports`` names the optional
+    scenarios it can play (``classic``, ``canvas``).
+    """
+
+    name: str
+    src: Path
+    backend: Callable[[Path], AppBackend]
+    roles: Mapping[str, str]
+    style: tuple[str, str, tuple[str, ...]]
+    deploy: tuple[str, str]
+    api: str
+    supports: frozenset[str] = frozenset()
+
+
+APPS: dict[str, AppSpec] = {
+    "fixture": AppSpec(
+        name="fixture",
+        src=FIXTURE,
+        backend=Backend,
+        roles={
+            "entry": "main.js",
+            "import": "lib.js",
+            "lazy": "report.js",
+            "css": "app.css",
+            "classic": "classic.js",
+        },
+        style=("#rendered", "color", ("rgb(1, 2, 3)", "rgba(1, 2, 3, 1)")),
+        deploy=("1,043.00", "1,044.00"),
+        api="/api/data",
+        supports=frozenset({"classic", "canvas"}),
+    ),
+    "example": AppSpec(
+        name="example",
+        src=EXAMPLE_FRONTEND,
+        backend=ExampleBackend,
+        roles={"entry": "main.js", "import": "loan.js", "lazy": "report.js", "css": "app.css"},
+        style=("#rendered h1", "color", ("rgb(31, 78, 121)", "rgba(31, 78, 121, 1)")),
+        deploy=("2026.1", "2026.2"),
+        api="/api/quote?amount=12000&term=36",
+    ),
+}
 
 
 # A strict policy: no inline script or style without the nonce, no eval.

@@ -20,26 +20,23 @@ the mount point is the prefix):
 
 Everything else, and everything that goes wrong, is a guided page with the
 right status (HTML for browsers, ``application/problem+json`` for API
-clients, text otherwise).
+clients, text otherwise). The ``/_unblank/`` URLs are answered by
+:mod:`unblank_server.admin`, bodies read by :mod:`unblank_server.bodies`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from bisect import bisect_left
-from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from time import perf_counter
-from typing import Any, Final
+from typing import Final
 
-import anyio
-import anyio.to_thread
-
-from unblank.reports import MAX_BODY, Rejected, ReportIntake, read_body
-from unblank_pages import REASONS, Brand, PageRenderer
+from unblank.reports import ReportIntake
+from unblank_pages import Brand, PageRenderer
+from unblank_server.admin import Admin
+from unblank_server.bodies import Bodies
 from unblank_server.conditional import (
     if_range_holds,
     partial_answer,
@@ -53,8 +50,8 @@ from unblank_server.http import (
     choose_coding,
     parse_ranges,
 )
-from unblank_server.metrics import BOUNDS, Gauges, Stats, exposition
-from unblank_server.metrics import CONTENT_TYPE as METRICS_TYPE
+from unblank_server.metrics import BOUNDS, Stats
+from unblank_server.replies import Message, Receive, Replies, Scope, Send, header
 from unblank_server.resources import (
     CorruptFile,
     FileGone,
@@ -63,26 +60,15 @@ from unblank_server.resources import (
     Resource,
     Variant,
     check_in_place,
-    open_checked,
-    read_verified,
 )
+from unblank_server.settings import MiB, ServeSettings
 from unblank_server.store import Store
 
 __all__ = ["ServeSettings", "StaticApp", "create_app"]
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-Headers = list[tuple[bytes, bytes]]
-
 logger = logging.getLogger("unblank.serve")
 access_logger = logging.getLogger("unblank.access")
 
-MiB: Final = 1 << 20
-CHUNK: Final = 512 * 1024  # streamed files go out in pieces of this size
-ALLOW: Final = b"GET, HEAD, OPTIONS"
-REPORT_ALLOW: Final = b"POST, OPTIONS"
 # The request fields the server reads; every other one is skipped unparsed.
 _FIELDS: Final = frozenset(
     {
@@ -99,43 +85,6 @@ _CONDITIONS: Final = (b"if-none-match", b"if-modified-since", b"if-match", b"if-
 _NO_FIELDS: Final[dict[bytes, bytes]] = {}
 _NEGOTIATION_MEMO: Final = 1024
 _MEMO_FIELD: Final = 256  # longer field values are answered but not remembered
-
-
-@dataclass(frozen=True, slots=True)
-class ServeSettings:
-    """How a server serves DIST; see :func:`create_app` for each setting."""
-
-    dist: Path
-    prefix: str | None = None
-    cors_origin: str | None = "*"
-    resource_policy: str | None = "cross-origin"
-    max_in_flight: int = 1024
-    shed_retry_after: int = 5
-    memory_bytes: int = 128 * MiB
-    memory_file_limit: int = 2 * MiB
-    reload_interval: float = 1.0
-    access_log: bool = False
-    brand: Brand | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.prefix and (not self.prefix.startswith("/") or self.prefix.endswith("/")):
-            # "/assets/" would match no request: files are at <prefix>/<path>.
-            raise ConfigError(
-                f"prefix {self.prefix!r} must be empty or start with '/' and not end with one"
-            )
-        for name in ("max_in_flight", "memory_bytes", "memory_file_limit"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must not be negative")
-        if self.reload_interval < 0:
-            raise ConfigError("reload_interval must not be negative (0 turns reloading off)")
-        if self.max_in_flight == 0:
-            raise ConfigError("max_in_flight must be at least 1")
-        for name, value in (
-            ("cors_origin", self.cors_origin),
-            ("resource_policy", self.resource_policy),
-        ):
-            if value is not None and (not value.isascii() or any(c in value for c in "\r\n\0")):
-                raise ConfigError(f"{name} {value!r} is not a valid header value")
 
 
 def create_app(
@@ -213,13 +162,27 @@ class StaticApp:
         cors = [h for h in self.policy.extra() if h[0] != b"x-content-type-options"]
         self.pages = GuidedPages(PageRenderer(brand=settings.brand), extra_headers=cors)
         self.reports = ReportIntake()
-        origin = (settings.cors_origin or "").encode("latin-1")
-        self._allow_origin = (b"access-control-allow-origin", origin)
+        allow_origin = (
+            None
+            if settings.cors_origin is None
+            else (b"access-control-allow-origin", settings.cors_origin.encode("latin-1"))
+        )
+        self.replies = Replies(pages=self.pages, allow_origin=allow_origin)
         self.in_flight = 0
-        self._loading: dict[str, anyio.Event] = {}  # bodies being read, by file
+        self.bodies = Bodies(
+            tier=self.tier, file_limit=self.tier.file_limit if settings.memory_bytes else -1
+        )
+        self.admin = Admin(
+            store=self.store,
+            stats=self.stats,
+            tier=self.tier,
+            reports=self.reports,
+            replies=self.replies,
+            in_flight=lambda: self.in_flight,
+            serve_file=self._file,
+        )
         self._negotiated: dict[tuple[bytes | None, tuple[str, ...]], str | bool | None] = {}
         self._access = settings.access_log
-        self._file_limit = self.tier.file_limit if settings.memory_bytes else -1
         self._cache = self.tier.cache
         self._max_in_flight = settings.max_in_flight
         self._prefix_slash = ("/static" if settings.prefix is None else settings.prefix) + "/"
@@ -319,13 +282,13 @@ class StaticApp:
                         self.in_flight -= 1
                     status, coding, sent = 200, variant.label, len(body)
             elif prefix == "/" and relative.startswith("_unblank/"):
-                status, sent = await self._admin(scope, receive, send, relative[9:])
+                status, sent = await self.admin.answer(scope, receive, send, relative[9:])
             else:
                 status, coding, sent = await self._file(scope, send, resource, relative)
         elif path.startswith("/_unblank/"):
-            status, sent = await self._admin(scope, receive, send, path[10:])
+            status, sent = await self.admin.answer(scope, receive, send, path[10:])
         else:
-            status, sent = await self._error(scope, send, "not-found")
+            status, sent = await self.replies.page(scope, send, "not-found")
         elapsed = perf_counter() - started
         stats = self.stats
         counted = (status, coding)
@@ -369,11 +332,11 @@ class StaticApp:
     ) -> tuple[int, str, int]:
         method = scope["method"]
         if method != "GET" and method != "HEAD":
-            status, sent = await self._other_method(scope, send, method)
+            status, sent = await self.replies.other_method(scope, send, method)
             return status, "identity", sent
         if resource is None:
             reason = "bad-request" if _malformed(relative) else self._missing_reason()
-            status, sent = await self._error(scope, send, reason)
+            status, sent = await self.replies.page(scope, send, reason)
             return status, "identity", sent
         if self.in_flight >= self.settings.max_in_flight:
             status, sent = await self._shed(scope, send)
@@ -399,7 +362,7 @@ class StaticApp:
             logger.exception("answering %s %s failed", method, scope.get("path"))
             if started.started:
                 raise
-            status, sent = await self._error(scope, send, "server-error")
+            status, sent = await self.replies.page(scope, send, "server-error")
             return status, "identity", sent
         finally:
             self.in_flight -= 1
@@ -423,7 +386,7 @@ class StaticApp:
         if coding == 0:
             coding = self._negotiate(key)
         if coding is False:
-            status, sent = await self._error(scope, send, "bad-request", status=406)
+            status, sent = await self.replies.page(scope, send, "bad-request", status=406)
             return status, "identity", sent
         variant = resource.variants[coding]  # type: ignore[index]
         if fields:
@@ -435,7 +398,7 @@ class StaticApp:
                 await send({"type": "http.response.body", "body": b""})
                 return 304, variant.label, 0
             if verdict == 412:
-                status, sent = await self._error(scope, send, "bad-request", status=412)
+                status, sent = await self.replies.page(scope, send, "bad-request", status=412)
                 return status, "identity", sent
             if method == "GET" and b"range" in fields:
                 ranged = await self._ranges(scope, send, fields, resource, variant)
@@ -473,43 +436,12 @@ class StaticApp:
         self._negotiated[key] = coding
         return coding
 
-    async def _body(self, variant: Variant) -> bytes | None:
-        """The whole body when it is (or can be) held in memory, else None."""
-        if variant.pinned is not None:
-            return variant.pinned
-        if variant.size > self._file_limit:
-            return None
-        body = self.tier.get(variant)
-        if body is None:
-            body = await self._load(variant)
-        return body
-
-    async def _load(self, variant: Variant) -> bytes:
-        """Read, verify and keep a body once, however many requests wait for it."""
-        key = variant.file or ""
-        pending = self._loading.get(key)
-        if pending is not None:
-            await pending.wait()
-            body = self.tier.get(variant)
-            if body is not None:
-                return body
-        done = anyio.Event()
-        self._loading[key] = done
-        try:
-            loaded: bytes = await anyio.to_thread.run_sync(read_verified, variant)
-            self.tier.put(variant, loaded)
-        finally:
-            if self._loading.get(key) is done:
-                del self._loading[key]
-            done.set()
-        return loaded
-
     async def _send_variant(self, scope: Scope, send: Send, variant: Variant, method: str) -> int:
         if method == "HEAD":
             await send({"type": "http.response.start", "status": 200, "headers": variant.headers})
             await send({"type": "http.response.body", "body": b""})
             return 0
-        body = await self._body(variant)
+        body = await self.bodies.whole(variant)
         if body is not None:
             await send({"type": "http.response.start", "status": 200, "headers": variant.headers})
             await send({"type": "http.response.body", "body": body})
@@ -522,46 +454,7 @@ class StaticApp:
             await send({"type": "http.response.start", "status": 200, "headers": variant.headers})
             await send({"type": "http.response.pathsend", "path": variant.file})
             return variant.size
-        return await self._stream(send, variant, 200, variant.headers, [(0, variant.size)])
-
-    async def _stream(
-        self,
-        send: Send,
-        variant: Variant,
-        status: int,
-        headers: Headers,
-        pieces: list[tuple[int, int] | bytes],
-    ) -> int:
-        """Send literal bytes and (offset, length) pieces of the variant's file."""
-        stream, _ = await anyio.to_thread.run_sync(open_checked, variant)
-        sent = 0
-        try:
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            for piece in pieces:
-                if isinstance(piece, bytes):
-                    await send({"type": "http.response.body", "body": piece, "more_body": True})
-                    sent += len(piece)
-                    continue
-                offset, remaining = piece
-                while remaining > 0:
-                    chunk = await anyio.to_thread.run_sync(
-                        _read_at, stream, offset, min(CHUNK, remaining)
-                    )
-                    if not chunk:
-                        # Too late for an error page (the status is sent) and a
-                        # second http.response.start would break the protocol:
-                        # leave the response incomplete, so the server closes
-                        # the connection and the client sees the short body.
-                        logger.error("%s ended early: response cut short", variant.file)
-                        return sent
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                    offset += len(chunk)
-                    remaining -= len(chunk)
-                    sent += len(chunk)
-            await send({"type": "http.response.body", "body": b""})
-        finally:
-            stream.close()  # type: ignore[attr-defined]
-        return sent
+        return await self.bodies.stream(send, variant, 200, variant.headers, [(0, variant.size)])
 
     # -- ranges ------------------------------------------------------------------
 
@@ -589,15 +482,17 @@ class StaticApp:
             ranges = parse_ranges(fields[b"range"].decode("latin-1"), variant.size)
         except RangeNotSatisfiable:
             extra = [(b"content-range", f"bytes */{variant.size}".encode("ascii"))]
-            status, sent = await self._error(scope, send, "bad-request", status=416, headers=extra)
+            status, sent = await self.replies.page(
+                scope, send, "bad-request", status=416, headers=extra
+            )
             return status, "identity", sent
         if ranges is None:
             return None
         status, headers, pieces = partial_answer(variant, resource.content_type, ranges)
         try:
-            body = await self._body(variant)
+            body = await self.bodies.whole(variant)
             if body is None:
-                sent = await self._stream(send, variant, status, headers, pieces)
+                sent = await self.bodies.stream(send, variant, status, headers, pieces)
             else:
                 sent = await send_pieces(send, status, headers, pieces, body)
         except (FileGone, CorruptFile) as exc:
@@ -609,167 +504,18 @@ class StaticApp:
     ) -> tuple[int, str, int]:
         """A prepared file that is gone (404) or damaged (500, logged)."""
         if isinstance(exc, FileGone):
-            status, sent = await self._error(scope, send, "not-found")
+            status, sent = await self.replies.page(scope, send, "not-found")
         else:
             logger.error("refusing to serve a damaged file: %s", exc)
-            status, sent = await self._error(scope, send, "server-error")
+            status, sent = await self.replies.page(scope, send, "server-error")
         return status, "identity", sent
 
     # -- everything else -----------------------------------------------------------
 
-    async def _other_method(self, scope: Scope, send: Send, method: str) -> tuple[int, int]:
-        if method == "OPTIONS":
-            # No Content-Length: RFC 9110 §8.6 forbids it in a 204.
-            headers: Headers = [(b"allow", ALLOW)]
-            if self.settings.cors_origin is not None:
-                headers += [
-                    self._allow_origin,
-                    (b"access-control-allow-methods", ALLOW),
-                    (b"access-control-max-age", b"86400"),
-                ]
-                for name, value in scope["headers"]:
-                    if name == b"access-control-request-headers" and len(value) <= 1024:
-                        headers.append((b"access-control-allow-headers", value))
-            await send({"type": "http.response.start", "status": 204, "headers": headers})
-            await send({"type": "http.response.body", "body": b""})
-            return 204, 0
-        return await self._error(
-            scope, send, "bad-request", status=405, headers=[(b"allow", ALLOW)]
-        )
-
     async def _shed(self, scope: Scope, send: Send) -> tuple[int, int]:
         self.stats.shed += 1
-        return await self._error(
+        return await self.replies.page(
             scope, send, "overloaded", retry_after=self.settings.shed_retry_after
-        )
-
-    async def _error(
-        self,
-        scope: Scope,
-        send: Send,
-        reason: str,
-        *,
-        status: int | None = None,
-        headers: Headers | None = None,
-        retry_after: int | None = None,
-    ) -> tuple[int, int]:
-        """Answer with a guided page; returns (status, body bytes sent)."""
-        wanted: dict[bytes, str] = {}
-        for name, value in scope["headers"]:
-            if name in (b"accept", b"accept-language", b"x-request-id") and name not in wanted:
-                wanted[name] = value.decode("latin-1")
-        if reason == "maintenance" and retry_after is None:
-            retry_after = 10  # no generation yet: a deploy is under way
-        answer = self.pages.answer(
-            reason,
-            status=status,
-            accept=wanted.get(b"accept"),
-            accept_language=wanted.get(b"accept-language"),
-            request_id=wanted.get(b"x-request-id"),
-            method=scope["method"],
-            retry_after=retry_after,
-            headers=headers,
-            pages_base=_pages_base(scope),
-        )
-        head = scope["method"] == "HEAD"
-        await send(
-            {"type": "http.response.start", "status": answer.status, "headers": answer.headers}
-        )
-        await send({"type": "http.response.body", "body": b"" if head else answer.body})
-        return answer.status, 0 if head else len(answer.body)
-
-    async def _admin(
-        self, scope: Scope, receive: Receive, send: Send, name: str
-    ) -> tuple[int, int]:
-        method = scope["method"]
-        if name == "report":
-            return await self._report(scope, receive, send)
-        if name == "manifest.json":
-            table = self.store.table
-            if table.manifest_resource is None:
-                return await self._error(scope, send, "maintenance")
-            status, _, sent = await self._file(scope, send, table.manifest_resource, name)
-            return status, sent
-        if method not in ("GET", "HEAD"):
-            return await self._other_method(scope, send, method)
-        if name in ("health", "health/ready", "health/live"):
-            return await self._health(scope, send, live=name == "health/live")
-        if name == "metrics":
-            body = exposition(self.stats, self._gauges)
-            return await _plain(scope, send, 200, METRICS_TYPE, body)
-        if name.startswith("pages/") and name[6:] in REASONS:
-            # Asked for by name, the page is the answer (200); a problem
-            # document still says the status of the problem it describes.
-            answer = self.pages.answer(
-                name[6:],
-                accept=_header(scope, b"accept"),
-                accept_language=_header(scope, b"accept-language"),
-                request_id=_header(scope, b"x-request-id"),
-                pages_base=_pages_base(scope),
-            )
-            head = method == "HEAD"
-            await send({"type": "http.response.start", "status": 200, "headers": answer.headers})
-            await send({"type": "http.response.body", "body": b"" if head else answer.body})
-            return 200, 0 if head else len(answer.body)
-        return await self._error(scope, send, "not-found")
-
-    async def _health(self, scope: Scope, send: Send, *, live: bool) -> tuple[int, int]:
-        table = self.store.table
-        ready = table.manifest is not None
-        report: dict[str, object] = {
-            "status": "ok" if live or ready else "unavailable",
-            "ready": ready,
-            "generation": table.manifest.generation if table.manifest else None,
-            "generations": list(table.generations),
-            "files": len(table.resources),
-            "in_flight": self.in_flight,
-        }
-        if not ready:
-            report["problem"] = table.error
-        status = 200 if live or ready else 503
-        body = json.dumps(report).encode("utf-8")
-        return await _plain(scope, send, status, "application/json", body)
-
-    async def _report(self, scope: Scope, receive: Receive, send: Send) -> tuple[int, int]:
-        """The watchdog's beacon: 204 when accepted, a guided 4xx saying why not."""
-        method = scope["method"]
-        if method == "OPTIONS":
-            headers: Headers = [(b"allow", REPORT_ALLOW)]
-            if self.settings.cors_origin is not None:
-                headers += [
-                    self._allow_origin,
-                    (b"access-control-allow-methods", b"POST"),
-                    (b"access-control-allow-headers", b"content-type"),
-                    (b"access-control-max-age", b"86400"),
-                ]
-            return await _empty(send, 204, headers)
-        if method != "POST":
-            allow = [(b"allow", REPORT_ALLOW)]
-            return await self._error(scope, send, "bad-request", status=405, headers=allow)
-        client = scope.get("client")
-        try:
-            body = await read_body(receive, MAX_BODY)
-            self.reports.accept(body, client[0] if client else "unknown")
-        except Rejected as exc:
-            if exc.status == 429:
-                return await self._error(scope, send, "rate-limited", retry_after=exc.retry_after)
-            return await self._error(scope, send, "bad-request", status=exc.status)
-        headers = []
-        if self.settings.cors_origin is not None:
-            headers.append(self._allow_origin)
-        return await _empty(send, 204, headers)
-
-    def _gauges(self) -> Gauges:
-        table = self.store.table
-        return Gauges(
-            tier_hits=self.tier.hits,
-            tier_misses=self.tier.misses,
-            tier_bytes=self.tier.used,
-            in_flight=self.in_flight,
-            generation=table.manifest.generation if table.manifest else None,
-            generations=len(table.generations),
-            reports=dict(self.reports.accepted),
-            reports_rejected=dict(self.reports.rejected),
         )
 
     def _log_access(
@@ -792,8 +538,8 @@ class StaticApp:
                     "bytes": sent,
                     "duration_ms": round(elapsed * 1000, 3),
                     "client": f"{client[0]}:{client[1]}" if client else None,
-                    "user_agent": _header(scope, b"user-agent"),
-                    "request_id": _header(scope, b"x-request-id"),
+                    "user_agent": header(scope, b"user-agent"),
+                    "request_id": header(scope, b"x-request-id"),
                 }
             },
         )
@@ -816,16 +562,6 @@ class _Started:
         await self.send(message)
 
 
-def _pages_base(scope: Scope) -> str:
-    """Where ``/_unblank/pages/`` is for this request (under the mount point, if any)."""
-    root_path = scope.get("root_path") or ""
-    return (
-        f"{root_path}/_unblank/pages/"
-        if root_path.isascii() and '"' not in root_path
-        else "/_unblank/pages/"
-    )
-
-
 def _request_fields(scope: Scope) -> dict[bytes, bytes]:
     """The request fields the server reads, repeated ones joined as a list."""
     fields: dict[bytes, bytes] = {}
@@ -840,13 +576,6 @@ def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("latin-1")
 
 
-def _header(scope: Scope, wanted: bytes) -> str | None:
-    for name, value in scope["headers"]:
-        if name == wanted:
-            return str(value.decode("latin-1"))[:1024]
-    return None
-
-
 def _malformed(relative: str) -> bool:
     """Paths no published file can have: traversal, NUL, backslashes, bad UTF-8."""
     if "\0" in relative or "\\" in relative or "\ufffd" in relative:
@@ -856,29 +585,3 @@ def _malformed(relative: str) -> bool:
     if not relative:
         return False
     return any(part in ("", ".", "..") for part in relative.split("/"))
-
-
-async def _empty(send: Send, status: int, headers: Headers) -> tuple[int, int]:
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": b""})
-    return status, 0
-
-
-async def _plain(
-    scope: Scope, send: Send, status: int, content_type: str, body: bytes
-) -> tuple[int, int]:
-    headers = [
-        (b"content-type", content_type.encode("latin-1")),
-        (b"content-length", str(len(body)).encode("ascii")),
-        (b"cache-control", b"no-store"),
-        (b"x-content-type-options", b"nosniff"),
-    ]
-    head = scope["method"] == "HEAD"
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": b"" if head else body})
-    return status, 0 if head else len(body)
-
-
-def _read_at(stream: Any, offset: int, size: int) -> bytes:
-    stream.seek(offset)
-    return bytes(stream.read(size))

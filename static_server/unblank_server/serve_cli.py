@@ -7,9 +7,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from unblank_server.app import MiB, ServeSettings
 from unblank_server.errors import ConfigError
 from unblank_server.serving import SERVERS, run
+from unblank_server.settings import MiB, ServeSettings
 
 __all__ = ["add_serve_command", "parse_size", "serve_command"]
 
