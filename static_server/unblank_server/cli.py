@@ -6,6 +6,7 @@
     unblank serve DIST       serve DIST CDN-style (uvicorn or granian)
     unblank cache verify|gc|stats DIR   operate an SDK asset cache folder
     unblank fetch ORIGIN DIR warm an asset cache with an origin's generation
+    unblank doctor URL       load a deployed page as a browser would; report white-screen risks
 
 Exit status: 0 on success, 2 for input the user must fix (and usage errors),
 1 for anything unexpected.
@@ -28,6 +29,7 @@ from unblank_pages.export import export_pages
 from unblank_server.builder import BuildOptions, BuildResult, build, gc
 from unblank_server.cache_cli import add_cache_commands, cache_command, fetch_command
 from unblank_server.compress import CompressionSettings
+from unblank_server.doctor_cli import add_doctor_command, doctor_command
 from unblank_server.errors import BadInputError, ConfigError, ServerError
 from unblank_server.generations import Retention
 from unblank_server.progress import NullProgress, Progress, TerminalProgress
@@ -55,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cache_command(args)
         if args.command == "fetch":
             return fetch_command(args)
+        if args.command == "doctor":
+            return doctor_command(args)
         return _gc(args)
     except (BadInputError, ConfigError) as exc:
         return _fail(args, "error", str(exc), EXIT_BAD_INPUT)
@@ -168,6 +172,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_serve_command(commands)
     add_cache_commands(commands)
+    add_doctor_command(commands)
     return parser
 
 
