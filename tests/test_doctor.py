@@ -427,16 +427,27 @@ def test_an_old_generation_gone_fails(
     assert {k: v for k, v in after.items() if before[k] != v} == {"generations": Verdict.FAIL}
 
 
-def test_unblank_serve_history_is_listed_but_not_reachable(
+def test_unblank_serve_history_is_reachable_and_checked(
     two_generations: tuple[Path, Manifest, Manifest],
 ) -> None:
-    dist, _, second = two_generations
+    dist, first, second = two_generations
     with deployment(dist, second) as url:
         report = examine(url)
-    found = check(report, "generations")
-    assert found.verdict == Verdict.SKIP
-    assert "2 generations are listed at" in found.details
-    assert "/_unblank/health" in found.details and "not reachable over HTTP" in found.details
+        found = check(report, "generations")
+        assert found.verdict == Verdict.PASS, found
+        assert first.generation in found.details
+        origin = re.search(r'src="(http://[^/]+)/static/', httpx.get(url).text)
+        assert origin is not None
+        history = httpx.get(f"{origin[1]}/_unblank/manifests/{first.generation}.json")
+        assert history.status_code == 200
+        assert Manifest.loads(history.content).generation == first.generation
+        assert history.headers["access-control-allow-origin"] == "*"
+        for bad in ("nope", "..%2fmanifest", "%2e%2e%2fmanifest", first.generation + "x"):
+            answer = httpx.get(f"{origin[1]}/_unblank/manifests/{bad}.json")
+            assert answer.status_code == 404, bad
+        assert (
+            httpx.post(f"{origin[1]}/_unblank/manifests/{first.generation}.json").status_code == 405
+        )
 
 
 # --------------------------------------------------------------------------- command line

@@ -2,6 +2,8 @@
 
 ==============================  ================================================
 ``manifest.json``               the current manifest: ``no-cache`` + ETag
+``manifests/<generation>.json`` a retained generation's manifest (pages opened
+                                before a deploy still use its files)
 ``pages/<reason>``              a guided page by reason (for CDNs and nginx)
 ``health``, ``health/ready``    readiness: 200 once a generation is loaded
 ``health/live``                 liveness: 200 while the process answers
@@ -15,7 +17,10 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
+
+import anyio
 
 from unblank.reports import MAX_BODY, Rejected, ReportIntake, read_body
 from unblank_pages import REASONS
@@ -66,6 +71,8 @@ class Admin:
             return status, sent
         if method not in ("GET", "HEAD"):
             return await self.replies.other_method(scope, send, method)
+        if name.startswith("manifests/") and name.endswith(".json"):
+            return await self._history(scope, send, name[10:-5])
         if name in ("health", "health/ready", "health/live"):
             return await self._health(scope, send, live=name == "health/live")
         if name == "metrics":
@@ -86,6 +93,31 @@ class Admin:
             await send({"type": "http.response.body", "body": b"" if head else answer.body})
             return 200, 0 if head else len(answer.body)
         return await self.replies.page(scope, send, "not-found")
+
+    async def _history(self, scope: Scope, send: Send, generation: str) -> tuple[int, int]:
+        # Only names the loaded table lists: they came out of parsed manifests,
+        # so no spelling of a path can lead anywhere else.
+        table = self.store.table
+        if generation not in table.generations:
+            return await self.replies.page(scope, send, "not-found")
+        path = Path(self.store.root, "manifests", generation + ".json")
+        try:
+            body = await anyio.to_thread.run_sync(_read, path)
+        except OSError:
+            return await self.replies.page(scope, send, "not-found")
+        headers: Headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode("ascii")),
+            # A published generation never changes; gc may remove it, so not for a year.
+            (b"cache-control", b"public, max-age=3600"),
+            (b"x-content-type-options", b"nosniff"),
+        ]
+        if self.replies.allow_origin is not None:
+            headers.append(self.replies.allow_origin)
+        head = scope["method"] == "HEAD"
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if head else body})
+        return 200, 0 if head else len(body)
 
     async def _health(self, scope: Scope, send: Send, *, live: bool) -> tuple[int, int]:
         table = self.store.table
@@ -145,6 +177,11 @@ class Admin:
             reports=dict(self.reports.accepted),
             reports_rejected=dict(self.reports.rejected),
         )
+
+
+def _read(path: Path) -> bytes:
+    with path.open("rb") as file:
+        return file.read(4 * 1024 * 1024)
 
 
 async def _empty(send: Send, status: int, headers: Headers) -> tuple[int, int]:
