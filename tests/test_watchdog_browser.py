@@ -30,6 +30,7 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 
+from examples.loan_app.server import LoanApp
 from tests.watchdog_matrix import (
     APPS,
     AppBackend,
@@ -46,7 +47,8 @@ from tests.watchdog_matrix import (
     unique,
     wait_for,
 )
-from unblank import Manifest
+from unblank import AssetClient, Manifest
+from unblank.reports import ReportIntake
 from unblank.shell import WatchdogSettings
 from unblank_server.builder import build
 
@@ -89,7 +91,7 @@ class Site:
 
     def needs(self, feature: str) -> None:
         if feature not in self.app.supports:
-            pytest.skip(f"the {self.app.name} app has no {feature} edition")
+            pytest.skip(f"the {self.app.name} app has no {feature}")
 
     def label(self, name: str) -> str:
         """A scenario's name in the time table: which app played it, too."""
@@ -177,8 +179,13 @@ def time_table() -> Iterator[None]:
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(TIMES, indent=1, sort_keys=True) + "\n")
     print("\nwatchdog fault matrix, seconds to the final state:")
-    for name, seconds in sorted(TIMES.items(), key=lambda item: (item[0].rsplit(" [", 1)[-1], item[1])):
+    for name, seconds in sorted(TIMES.items(), key=by_app_then_time):
         print(f"  {seconds:6.2f}  {name}")
+
+
+def by_app_then_time(item: tuple[str, float]) -> tuple[str, float]:
+    name, seconds = item
+    return name.rsplit(" [", 1)[-1], seconds
 
 
 def with_report(state: dict[str, Any]) -> bool:
@@ -266,7 +273,7 @@ def test_module_entry_404_is_taken_from_the_mirror(site: Site) -> None:
 
 
 def test_classic_entry_404_everywhere_reloads_once_then_guides(site: Site) -> None:
-    site.needs("classic")
+    site.needs("classic entry")
     started = site.start(
         site.scenario(entry="classic"),
         origin={"classic": "404"},
@@ -281,7 +288,7 @@ def test_classic_entry_404_everywhere_reloads_once_then_guides(site: Site) -> No
 
 
 def test_classic_entry_from_the_mirror(site: Site) -> None:
-    site.needs("classic")
+    site.needs("classic entry")
     started = site.start(site.scenario(entry="classic"), origin={"classic": "404"})
     settle(site, "classic entry 404 (mirror)", rendered, started)
     site.report(cause="not-found", outcome="recovered")
@@ -305,6 +312,32 @@ def test_origin_refusing_connections_mirror_takes_over(site: Site) -> None:
     started = site.start(site.scenario(base_url=f"{dead_port()}/static/"))
     settle(site, "origin refuses connections (mirror)", rendered, started)
     site.report(cause="upstream", outcome="recovered")
+
+
+def test_the_backend_is_the_last_mirror(site: Site) -> None:
+    # The demo's set-up: the backend reads the manifest with an AssetClient and
+    # serves its verified copies at /_unblank/mirror/. The browser cannot reach
+    # the asset origin; the backend can, and every file comes through it.
+    site.needs("mirror of its own")
+    intake = ReportIntake(rate=1000, burst=1000)
+    loan = LoanApp(
+        manifest=AssetClient(origins=[site.origin_url], deadline=5.0),
+        close_client=True,  # at the server's shutdown, on its event loop
+        base_url=f"{dead_port()}/static/",
+        watchdog=FAST,
+        reports=intake,
+    )
+    with running(loan) as (url,):
+        fresh_tab(site.driver, [url])
+        started = time.monotonic()
+        site.driver.get(f"{url}/#report")
+        settle(site, "origin unreachable, the backend's mirror", with_report, started)
+        assert styled(site), "the stylesheet from the backend's mirror did not apply"
+        assert loan.middleware.stats.mirror_hits >= 4  # entry, its import, the CSS, the report
+        deadline = time.monotonic() + 10
+        while intake.accepted.get("upstream", 0) < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert intake.accepted.get("upstream", 0) >= 1, intake.accepted
 
 
 def test_an_asset_that_hangs_is_taken_from_the_mirror(site: Site) -> None:
@@ -347,7 +380,7 @@ def test_an_app_that_never_renders(site: Site) -> None:
 
 
 def test_a_canvas_only_app_is_not_a_white_screen(site: Site) -> None:
-    site.needs("canvas")
+    site.needs("canvas edition")
     started = site.start(site.scenario(chaos="canvas"))
     settle(site, "canvas-only app", rendered, started)
     time.sleep(FAST.ready_timeout + 1)
@@ -465,6 +498,10 @@ def test_a_lazy_chunk_gone_after_a_deploy(site: Site) -> None:
     lazy.write_text(lazy.read_text().replace(before, after))
     build(site.src, site.backend.dist)
     assert site.path("lazy") != old_report
+    # The deploy is done when the origins serve it (they look every 0.2 s):
+    # a reload before that would find the new file nowhere.
+    for base in (site.origin_url, site.mirror_url):
+        served(f"{base}/static/{site.path('lazy')}")
     site.origin.rules[old_report] = "404"
     site.mirror.rules[old_report] = "404"
     started = time.monotonic()
@@ -473,3 +510,11 @@ def test_a_lazy_chunk_gone_after_a_deploy(site: Site) -> None:
     site.report(cause="not-found", outcome="reloading", kind="chunk")
     text = site.driver.find_element(By.ID, "report-slot").text
     assert after in text
+
+
+def served(url: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while httpx.get(url).status_code != 200:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url} is still not served after {timeout} s")
+        time.sleep(0.05)

@@ -381,7 +381,8 @@ class AppSpec:
     the values that only the app's stylesheet gives it; ``deploy`` a text of the
     lazy file and the one a new version has; ``api`` a JSON API address that
     fails under ``Scenario(api_failure=True)``. ``supports`` names the optional
-    scenarios it can play (``classic``, ``canvas``).
+    scenarios it can play: ``classic entry``, ``canvas edition``, ``mirror of
+    its own`` (a backend that serves its AssetClient's cache to the watchdog).
     """
 
     name: str
@@ -409,7 +410,7 @@ APPS: dict[str, AppSpec] = {
         style=("#rendered", "color", ("rgb(1, 2, 3)", "rgba(1, 2, 3, 1)")),
         deploy=("1,043.00", "1,044.00"),
         api="/api/data",
-        supports=frozenset({"classic", "canvas"}),
+        supports=frozenset({"classic entry", "canvas edition"}),
     ),
     "example": AppSpec(
         name="example",
@@ -419,6 +420,7 @@ APPS: dict[str, AppSpec] = {
         style=("#rendered h1", "color", ("rgb(31, 78, 121)", "rgba(31, 78, 121, 1)")),
         deploy=("2026.1", "2026.2"),
         api="/api/quote?amount=12000&term=36",
+        supports=frozenset({"mirror of its own"}),
     ),
 }
 
