@@ -378,3 +378,26 @@ def test_a_generation_removed_by_gc_stops_being_served(
             answer = httpx.get(f"{base_url}/static/{asset.path}")
             assert answer.status_code == 200, asset.path
             assert sri384(answer.content) == asset.integrity
+
+
+def test_files_of_a_generation_published_a_moment_ago_are_served_at_once(
+    tmp_path: Path,
+) -> None:
+    # A shell rendered from the new manifest asks for its files before the
+    # watcher's next look (here: a minute away): a miss looks at DIST itself.
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "app.js").write_text("export const v = 1;\n")
+    dist = tmp_path / "dist"
+    build(src, dist)
+    with create_app(dist, reload_interval=60) as app, serve_in_thread(app) as base:
+        assert httpx.get(f"{base}/_unblank/health").status_code == 200
+        (src / "app.js").write_text("export const v = 2;\n")
+        build(src, dist)
+        new = Manifest.loads((dist / "manifest.json").read_bytes())
+        answer = httpx.get(f"{base}/static/{new.assets['app.js'].path}")
+        assert answer.status_code == 200
+        assert answer.text == "export const v = 2;\n"
+        # Scanning for paths nobody published stays a cheap 404.
+        for n in range(20):
+            assert httpx.get(f"{base}/static/nope-{n}.js").status_code == 404

@@ -33,6 +33,8 @@ from pathlib import Path
 from time import perf_counter
 from typing import Final
 
+import anyio
+
 from unblank.reports import ReportIntake
 from unblank_pages import Brand, PageRenderer
 from unblank_server.admin import Admin
@@ -85,6 +87,7 @@ _CONDITIONS: Final = (b"if-none-match", b"if-modified-since", b"if-match", b"if-
 _NO_FIELDS: Final[dict[bytes, bytes]] = {}
 _NEGOTIATION_MEMO: Final = 1024
 _MEMO_FIELD: Final = 256  # longer field values are answered but not remembered
+_LOOK_AGAIN: Final = 0.05  # seconds between looks at DIST for a path no table has
 
 
 def create_app(
@@ -182,6 +185,7 @@ class StaticApp:
             serve_file=self._file,
         )
         self._negotiated: dict[tuple[bytes | None, tuple[str, ...]], str | bool | None] = {}
+        self._looked = 0.0
         self._access = settings.access_log
         self._cache = self.tier.cache
         self._max_in_flight = settings.max_in_flight
@@ -334,6 +338,8 @@ class StaticApp:
         if method != "GET" and method != "HEAD":
             status, sent = await self.replies.other_method(scope, send, method)
             return status, "identity", sent
+        if resource is None and not _malformed(relative):
+            resource = await self._look_again(relative)
         if resource is None:
             reason = "bad-request" if _malformed(relative) else self._missing_reason()
             status, sent = await self.replies.page(scope, send, reason)
@@ -366,6 +372,19 @@ class StaticApp:
             return status, "identity", sent
         finally:
             self.in_flight -= 1
+
+    async def _look_again(self, relative: str) -> Resource | None:
+        """A path not in the table may belong to a generation published since the
+        watcher last looked: a shell rendered from the new manifest asks for its
+        files at once. Look at DIST (at most every 50 ms), reload off the loop."""
+        now = perf_counter()
+        if now - self._looked < _LOOK_AGAIN:
+            return None
+        self._looked = now
+        if not await anyio.to_thread.run_sync(self.store.changed):
+            return None
+        await anyio.to_thread.run_sync(self.store.reload)
+        return self.store.table.resources.get(relative)
 
     def _missing_reason(self) -> str:
         return "not-found" if self.store.table.manifest is not None else "maintenance"

@@ -81,6 +81,10 @@ class Store:
                 parts.append((st.st_ino, st.st_mtime_ns, st.st_size))
         return tuple(parts)
 
+    def changed(self) -> bool:
+        """Whether DIST's pointers moved since the table was loaded (two stats)."""
+        return self._signature() != self.table.signature
+
     def reload(self) -> bool:
         """Load DIST again if it changed; True when a new table was swapped in."""
         with self._lock:
