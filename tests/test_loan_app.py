@@ -223,7 +223,7 @@ def test_shell_headers_and_a_strict_csp_with_the_inline_scripts_nonce(
     headers = answer.headers
     generation = Manifest.loads((dist / "manifest.json").read_bytes()).generation
     assert headers["cache-control"] == "no-cache"
-    assert re.fullmatch(r'"[0-9a-f]{32}"', headers["etag"])
+    assert re.fullmatch(r'W/"[0-9a-f]{32}"', headers["etag"])
     assert headers["x-unblank-generation"] == generation
     policy = headers["content-security-policy"]
     nonce = re.search(r"'nonce-([^']+)'", policy)

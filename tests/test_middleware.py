@@ -485,8 +485,11 @@ def test_a_flood_of_reports_is_limited_per_client() -> None:
 def test_reports_take_only_post() -> None:
     reply = call(wrap(Probe()), "/_unblank/report", headers={"accept": "application/json"})
     assert reply.status_code == 405
-    assert reply.headers["allow"] == "POST"
+    assert reply.headers["allow"] == "POST, HEAD"
     assert reply.json()["status"] == 405
+    # HEAD is the watchdog asking whether the backend answers at all.
+    probe = call(wrap(Probe()), "/_unblank/report", "HEAD")
+    assert probe.status_code == 204 and probe.content == b""
 
 
 def test_no_report_path_leaves_the_path_to_the_app() -> None:

@@ -85,7 +85,9 @@ def test_bad_reports_get_a_guided_answer(app: StaticApp, body: bytes, status: in
 def test_methods_other_than_post(app: StaticApp) -> None:
     reply = call(app, "GET")
     assert reply.status_code == 405
-    assert reply.headers["allow"] == "POST, OPTIONS"
+    assert reply.headers["allow"] == "POST, HEAD, OPTIONS"
+    probe = call(app, "HEAD")  # the watchdog asking whether this origin answers
+    assert probe.status_code == 204 and probe.content == b""
     preflight = call(app, "OPTIONS", headers={"access-control-request-method": "POST"})
     assert preflight.status_code == 204
     assert preflight.headers["access-control-allow-methods"] == "POST"

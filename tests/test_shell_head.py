@@ -589,7 +589,7 @@ def test_template_response_headers(app: ASGIApp) -> None:
     response = get(app, "/", headers={"Accept-Language": "zh-CN"})
     assert response.status_code == 200
     assert response.headers["cache-control"] == "no-cache"
-    assert re.fullmatch(r'"[0-9a-f]{32}"', response.headers["etag"])
+    assert re.fullmatch(r'W/"[0-9a-f]{32}"', response.headers["etag"])
     assert response.headers["x-unblank-generation"] == MANIFEST.generation
     assert response.headers["vary"] == "Accept-Language"
     assert response.headers["content-type"].startswith("text/html")
@@ -600,7 +600,7 @@ def test_template_response_answers_if_none_match(app: ASGIApp) -> None:
     first = get(app, "/")
     etag = first.headers["etag"]
     assert get(app, "/").headers["etag"] == etag  # same nonce and id: same body
-    for header in (etag, "W/" + etag, f'"other", {etag}', "*"):
+    for header in (etag, etag.removeprefix("W/"), f'"other", {etag}', "*"):
         again = get(app, "/", headers={"If-None-Match": header})
         assert again.status_code == 304, header
         assert again.content == b""
@@ -667,3 +667,33 @@ def test_import_map_escapes_hostile_paths_at_mirrors() -> None:
 def test_bad_base_urls_are_refused(options: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=r"base URL|mirrors"):
         Shell(manifest=MANIFEST, **options)
+
+
+def test_a_shell_revalidates_across_nonces_and_keeps_its_policy() -> None:
+    # With UnblankMiddleware every render has a new nonce and reference; the
+    # validator leaves them out, and the 304 carries no CSP, so the browser
+    # keeps the cached body together with the policy that matches its nonce.
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.routing import Route
+
+    from unblank import UnblankMiddleware
+
+    shell = realistic_shell()
+
+    async def index(request: Request) -> Response:
+        return shell.response(f"<head>{shell.unblank_head(request)}</head>", request)
+
+    app = Starlette(
+        routes=[Route("/", index)],
+        middleware=[
+            Middleware(UnblankMiddleware, content_security_policy="script-src 'nonce-{nonce}'")
+        ],
+    )
+    first = get(app, "/")
+    second = get(app, "/")
+    assert first.text != second.text  # a new nonce and reference each time
+    assert first.headers["etag"] == second.headers["etag"]
+    again = get(app, "/", headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304
+    assert "content-security-policy" not in again.headers

@@ -371,9 +371,15 @@ class UnblankMiddleware:
     async def _serve_report(
         self, scope: Scope, receive: Receive, send: Send, request: RequestInfo
     ) -> None:
-        """The watchdog's beacon: 204 when accepted, problem+json saying why not."""
+        """The watchdog's beacon: 204 when accepted, problem+json saying why not.
+        HEAD answers 204 too: the watchdog asks it whether the backend is reachable."""
+        if request.method == "HEAD":
+            headers = [(b"allow", b"POST, HEAD"), (b"x-request-id", request.request_id.encode())]
+            await send({"type": "http.response.start", "status": 204, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
         if request.method != "POST":
-            allow = [(b"allow", b"POST")]
+            allow = [(b"allow", b"POST, HEAD")]
             await self._guided(send, request, "bad-request", status=405, headers=allow)
             return
         client = scope.get("client")

@@ -323,6 +323,9 @@ class Shell:
         if request_id is None:
             # One reference for the page the user may read out and the reports.
             request_id = state.get(REQUEST_ID_KEY) or request_id_from(None)
+            scope = getattr(request, "scope", None)
+            if isinstance(scope, dict):  # the same reference for the ETag to leave out
+                scope.setdefault("state", {})[REQUEST_ID_KEY] = request_id
         if locale is None and request is not None:
             locale = choose_locale(
                 request.headers.get("accept-language"),
@@ -384,7 +387,16 @@ class Shell:
         matches ``If-None-Match``), ``X-Unblank-Generation``, and ``Vary:
         Accept-Language`` (the guided pages inside follow the language)."""
         body = html.encode("utf-8")
-        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        # The request's nonce and reference make every body unique; without them
+        # two renders of one generation are the same page: a weak validator.
+        # (A 304 keeps the cached body *and* its CSP header: the middleware only
+        # puts a policy on responses with an HTML body.)
+        state = _state(request)
+        same = body
+        for token in (state.get(NONCE_KEY), state.get(REQUEST_ID_KEY)):
+            if isinstance(token, str) and token:
+                same = same.replace(token.encode("utf-8"), b"")
+        etag = 'W/"' + hashlib.sha256(same).hexdigest()[:32] + '"'
         out = {
             "Cache-Control": "no-cache",
             "ETag": etag,
@@ -395,7 +407,7 @@ class Shell:
         if request is not None and status_code == 200:
             wanted = request.headers.get("if-none-match", "")
             tags = {t.strip().removeprefix("W/") for t in wanted.split(",")}
-            if etag in tags or "*" in tags:
+            if etag.removeprefix("W/") in tags or "*" in tags:
                 return Response(status_code=304, headers=out, background=background)
         return Response(
             body,

@@ -32,7 +32,7 @@ from unblank_server.store import Store
 
 __all__ = ["Admin", "ServeFile"]
 
-REPORT_ALLOW: Final = b"POST, OPTIONS"
+REPORT_ALLOW: Final = b"POST, HEAD, OPTIONS"
 
 # Answers a prepared file as the app answers its assets (conditions, ranges,
 # codings, counted in flight); returns (status, coding, body bytes sent).
@@ -150,6 +150,8 @@ class Admin:
                     (b"access-control-max-age", b"86400"),
                 ]
             return await _empty(send, 204, headers)
+        if method == "HEAD":  # the watchdog asking whether this origin answers at all
+            return await _empty(send, 204, [(b"allow", REPORT_ALLOW)])
         if method != "POST":
             allow = [(b"allow", REPORT_ALLOW)]
             return await self.replies.page(scope, send, "bad-request", status=405, headers=allow)
