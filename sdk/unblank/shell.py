@@ -55,6 +55,8 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
+from unblank._exceptions import RolloutError
+from unblank.guarded import Rollout
 from unblank.manifest import Asset, Manifest
 from unblank_pages import PageRenderer, request_id_from
 from unblank_pages.negotiation import choose_locale
@@ -195,19 +197,31 @@ class Shell:
     order when an asset fails; ``report_url`` receives its incident beacons;
     ``watchdog`` tunes its timing; ``pages`` renders the guided pages it carries
     (your :class:`~unblank_pages.PageRenderer`, for a brand or translations).
+
+    Guarded rollout: with ``rollout`` (a :class:`~unblank.guarded.Rollout`;
+    ``manifest`` may then be left out), every helper given the request renders
+    the generation :meth:`Rollout.assign` picked for that browser (the stable
+    one, or the canary), the watchdog reports that generation, and
+    :meth:`response` sets the browser-id cookie. A page view is counted once
+    per request.
     """
 
     def __init__(
         self,
         *,
-        manifest: Manifest | Callable[[], Manifest],
+        manifest: Manifest | Callable[[], Manifest] | None = None,
         base_url: str = "/static/",
         crossorigin: str | None = "anonymous",
         mirrors: Sequence[str] = (),
         report_url: str = "/_unblank/report",
         watchdog: WatchdogSettings | None = None,
         pages: PageRenderer | None = None,
+        rollout: Rollout | None = None,
     ) -> None:
+        if manifest is None and rollout is None:
+            raise ValueError("Shell needs a manifest (or a callable returning one) or a rollout")
+        if rollout is not None and not isinstance(rollout, Rollout):
+            raise ValueError(f"Shell rollout must be an unblank.guarded.Rollout, not {rollout!r}")
         if isinstance(mirrors, str):
             raise ValueError("mirrors is a list of base URLs, not one string")
         mirrors = tuple(mirrors)
@@ -223,6 +237,7 @@ class Shell:
                 f"crossorigin {crossorigin!r}: use 'anonymous', 'use-credentials' or None"
             )
         self._manifest = manifest
+        self.rollout = rollout
         self.base_url = base_url
         self.crossorigin = crossorigin
         self.mirrors = tuple(mirrors)
@@ -233,17 +248,36 @@ class Shell:
 
     @property
     def manifest(self) -> Manifest:
+        """The generation rendered when no request says otherwise (with a rollout
+        and no ``manifest``: the stable one)."""
         source = self._manifest
+        if source is None:
+            if self.rollout is None:  # __init__ refuses this; for mypy
+                raise RolloutError("Shell has neither a manifest nor a rollout")
+            return self.rollout.stable
         return source if isinstance(source, Manifest) else source()
+
+    def manifest_for(self, request: Request | None) -> Manifest:
+        """The generation ``request``'s shell renders: assigned by the rollout (once
+        per request), else :attr:`manifest`."""
+        if self.rollout is None or request is None:
+            return self.manifest
+        return self.rollout.assign(request).manifest
 
     # -- helpers ---------------------------------------------------------------
 
-    def asset_url(self, name: str) -> str:
+    def asset_url(self, name: str, *, request: Request | None = None) -> str:
         """The fingerprinted URL of logical ``name``; ``KeyError`` names a missing one."""
-        return self.base_url + self._asset(self.manifest, name).path
+        return self.base_url + self._asset(self.manifest_for(request), name).path
 
     def asset_tag(
-        self, name: str, *, nonce: str | None = None, module: bool = True, defer: bool = True
+        self,
+        name: str,
+        *,
+        nonce: str | None = None,
+        module: bool = True,
+        defer: bool = True,
+        request: Request | None = None,
     ) -> Markup:
         """``<script>`` for JavaScript, ``<link rel="stylesheet">`` for CSS.
 
@@ -251,7 +285,7 @@ class Shell:
         ``defer=False`` too makes it parser-blocking (for legacy code that
         must run where it stands; the watchdog retries it in place).
         """
-        asset = self._asset(self.manifest, name)
+        asset = self._asset(self.manifest_for(request), name)
         media = _media(asset)
         url = self.base_url + asset.path
         if media in _JS:
@@ -265,10 +299,12 @@ class Shell:
             f"{name!r} is {media}: asset_tag makes script and stylesheet tags; use asset_url"
         )
 
-    def entry_tags(self, entry: str, *, nonce: str | None = None) -> Markup:
+    def entry_tags(
+        self, entry: str, *, nonce: str | None = None, request: Request | None = None
+    ) -> Markup:
         """Everything a bundler entry needs, in the order browsers want it:
         its stylesheets, ``modulepreload`` of its static imports, its script."""
-        manifest = self.manifest
+        manifest = self.manifest_for(request)
         try:
             found = manifest.entry(entry)
         except KeyError:
@@ -276,7 +312,7 @@ class Shell:
             raise KeyError(
                 f"no entry {entry!r} in generation {manifest.generation} (entries: {known})"
             ) from None
-        tags = [self.asset_tag(css, nonce=nonce) for css in found.css]
+        tags = [self.asset_tag(css, nonce=nonce, request=request) for css in found.css]
         for name in found.imports:
             asset = self._asset(manifest, name)
             attrs: dict[str, str | None] = {
@@ -284,13 +320,13 @@ class Shell:
                 "href": self.base_url + asset.path,
             }
             tags.append(self._tag("link", attrs, asset, nonce))
-        tags.append(self.asset_tag(found.file, nonce=nonce))
+        tags.append(self.asset_tag(found.file, nonce=nonce, request=request))
         return Markup("\n").join(tags)
 
-    def import_map(self, *, nonce: str | None = None) -> Markup:
+    def import_map(self, *, nonce: str | None = None, request: Request | None = None) -> Markup:
         """``<script type="importmap">`` with the ``integrity`` of every JavaScript
         file of the generation, so ``import()`` verifies lazy chunks too."""
-        manifest = self.manifest
+        manifest = self.manifest_for(request)
         integrity = {
             base + asset.path: asset.integrity
             for base in (self.base_url, *self.mirrors)
@@ -334,7 +370,7 @@ class Shell:
             )
         settings = self.watchdog
         config = {
-            "generation": self.manifest.generation,
+            "generation": self.manifest_for(request).generation,
             "base": self.base_url,
             "mirrors": list(self.mirrors),
             "report": self.report_url,
@@ -385,58 +421,73 @@ class Shell:
         """The rendered shell as a response: ``Cache-Control: no-cache`` (a deploy
         is seen at the next load), a strong ``ETag`` of the body (304 when it
         matches ``If-None-Match``), ``X-Unblank-Generation``, and ``Vary:
-        Accept-Language`` (the guided pages inside follow the language)."""
+        Accept-Language`` (the guided pages inside follow the language).
+
+        With a rollout the generation is the request's assignment, the
+        browser-id cookie is set for a new browser, and the page varies with
+        ``Cookie`` and is ``private`` (a shared cache must not hand one
+        browser's generation, or its cookie, to another)."""
         body = html.encode("utf-8")
-        # The request's nonce and reference make every body unique; without them
-        # two renders of one generation are the same page: a weak validator.
-        # (A 304 keeps the cached body *and* its CSP header: the middleware only
-        # puts a policy on responses with an HTML body.)
-        state = _state(request)
+        # The request's reference makes every body unique; without it two renders
+        # of one generation are the same page: a weak validator. The CSP nonce
+        # stays in: a 304 would keep a cached body whose nonce no longer matches
+        # the policy a 304 may carry (a blank page), so nonce shells never get one.
+        reference = _state(request).get(REQUEST_ID_KEY)
         same = body
-        for token in (state.get(NONCE_KEY), state.get(REQUEST_ID_KEY)):
-            if isinstance(token, str) and token:
-                same = same.replace(token.encode("utf-8"), b"")
+        if isinstance(reference, str) and reference:
+            same = same.replace(reference.encode("utf-8"), b"")
         etag = 'W/"' + hashlib.sha256(same).hexdigest()[:32] + '"'
         out = {
             "Cache-Control": "no-cache",
             "ETag": etag,
-            "X-Unblank-Generation": self.manifest.generation,
+            "X-Unblank-Generation": self.manifest_for(request).generation,
             "Vary": "Accept-Language",
-            **(headers or {}),
         }
+        if self.rollout is not None:
+            out["Cache-Control"] = "private, no-cache"
+            out["Vary"] = "Accept-Language, Cookie"
+        out.update(headers or {})
+        cookie = self.rollout.assign(request).set_cookie if self.rollout and request else None
         if request is not None and status_code == 200:
             wanted = request.headers.get("if-none-match", "")
             tags = {t.strip().removeprefix("W/") for t in wanted.split(",")}
             if etag.removeprefix("W/") in tags or "*" in tags:
-                return Response(status_code=304, headers=out, background=background)
-        return Response(
+                response = Response(status_code=304, headers=out, background=background)
+                if cookie is not None:
+                    response.headers.append("Set-Cookie", cookie)
+                return response
+        response = Response(
             body,
             status_code=status_code,
             headers=out,
             media_type="text/html",
             background=background,
         )
+        if cookie is not None:
+            response.headers.append("Set-Cookie", cookie)
+        return response
 
     def install(self, env: Any) -> None:
         """Add ``asset_url``, ``asset_tag``, ``entry_tags``, ``import_map`` and
         ``unblank_head`` to a Jinja2 ``Environment`` (``Jinja2Templates(...).env``
         for Starlette). In a template they read ``request`` from the context, so
-        the nonce comes by itself; an explicit ``nonce=`` wins."""
+        the nonce comes by itself; an explicit ``nonce=`` wins. With a rollout
+        they render the generation assigned to the request."""
 
-        def with_request(method: Callable[..., Any]) -> Callable[..., Any]:
+        def with_request(method: Callable[..., Any], nonce: bool = True) -> Callable[..., Any]:
             @jinja2.pass_context
             def helper(context: jinja2.runtime.Context, *args: Any, **kwargs: Any) -> Any:
                 request = context.get("request")
-                if "nonce" not in kwargs:
+                if nonce and "nonce" not in kwargs:
                     kwargs["nonce"] = _state(request).get(NONCE_KEY, context.get("csp_nonce"))
-                if method == self.unblank_head and not args:
+                if not (method == self.unblank_head and args):
                     kwargs.setdefault("request", request)
                 return method(*args, **kwargs)
 
             return helper
 
         env.globals.update(
-            asset_url=self.asset_url,
+            asset_url=with_request(self.asset_url, nonce=False),
             asset_tag=with_request(self.asset_tag),
             entry_tags=with_request(self.entry_tags),
             import_map=with_request(self.import_map),
