@@ -32,6 +32,11 @@ MODULES = [
     "unblank.testing",
     "unblank.retry",
     "unblank.breaker",
+    "unblank.rollout",
+    "unblank.canary",
+    "unblank.rollout_store",
+    "unblank.rollout_status",
+    "unblank.guarded",
 ]
 
 

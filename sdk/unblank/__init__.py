@@ -13,6 +13,8 @@ from unblank._exceptions import (
     IntegrityMetadataError,
     IntegrityMismatch,
     ManifestError,
+    RolloutError,
+    RolloutStoreError,
     StaleTooOld,
     UnblankError,
 )
@@ -27,10 +29,12 @@ from unblank.client import (
     Origin,
     PrefetchReport,
 )
+from unblank.guarded import Rollout
 from unblank.manifest import Asset, Entry, Manifest
 from unblank.middleware import MiddlewareStats, UnblankMiddleware
 from unblank.reports import ReportIntake
 from unblank.retry import RetryPolicy
+from unblank.rollout import RolloutPolicy
 from unblank.shell import Shell
 from unblank.sync import SyncAssetClient
 
@@ -59,6 +63,10 @@ __all__ = [
     "PrefetchReport",
     "ReportIntake",
     "RetryPolicy",
+    "Rollout",
+    "RolloutError",
+    "RolloutPolicy",
+    "RolloutStoreError",
     "Shell",
     "Source",
     "StaleTooOld",

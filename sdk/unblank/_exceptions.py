@@ -6,8 +6,10 @@
     │   └── IntegrityMismatch         bytes whose digest differs from the metadata
     ├── ManifestError             a manifest that is not version 1 of DESIGN.md's schema
     ├── CacheError                the local asset cache cannot be set up as asked
-    └── FetchError                no origin or mirror gave verified bytes in time
-        └── StaleTooOld           every origin is down and the last good copy is too old
+    ├── FetchError                no origin or mirror gave verified bytes in time
+    │   └── StaleTooOld           every origin is down and the last good copy is too old
+    └── RolloutError              a canary that cannot be read, started or ended as asked
+        └── RolloutStoreError     the shared rollout counts cannot be read or written
 
 Every message names what was wrong and, where it helps, what to check next.
 """
@@ -21,6 +23,8 @@ __all__ = [
     "IntegrityMetadataError",
     "IntegrityMismatch",
     "ManifestError",
+    "RolloutError",
+    "RolloutStoreError",
     "StaleTooOld",
     "UnblankError",
 ]
@@ -80,3 +84,13 @@ class FetchError(UnblankError):
 
 class StaleTooOld(FetchError):
     """Every origin failed and the last good copy is older than allowed."""
+
+
+class RolloutError(UnblankError):
+    """A canary that cannot be read, started or ended as asked: no canary to
+    promote, one already running, a ``canary.json`` that is not valid."""
+
+
+class RolloutStoreError(RolloutError):
+    """The rollout counts (``DIST/.unblank/rollout.sqlite3``) cannot be read or
+    written: a folder that is not writable, a file that is not SQLite."""

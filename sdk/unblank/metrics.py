@@ -9,6 +9,14 @@ on the request path. Register it in your app's registry::
 
     REGISTRY.register(SdkCollector(cache=cache, client=client, middleware=middleware))
 
+With a guarded rollout (``rollout=``): page views and incidents by generation
+and cause counted by this process (``unblank_rollout_page_views_total``,
+``unblank_rollout_incidents_total``, ``unblank_rollout_recovered_total``:
+sum them over processes and machines), and, from the counts all processes
+share in DIST, the incident rate of the stable and canary generations since
+the canary started, the policy's evidence, the canary's percent and the
+rollout state (0 none, 1 watching, 2 promoted, 3 rolled back).
+
 >>> from prometheus_client import CollectorRegistry, generate_latest
 >>> from unblank import AssetCache
 >>> registry = CollectorRegistry()
@@ -25,9 +33,11 @@ from typing import Protocol
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from unblank._exceptions import RolloutError
 from unblank._origins import ClientStats, OriginStats
 from unblank.breaker import BreakerState
 from unblank.cache import AssetCache
+from unblank.guarded import Rollout
 from unblank.middleware import UnblankMiddleware
 
 __all__ = ["SdkCollector"]
@@ -52,16 +62,18 @@ class SdkCollector(Collector):
         cache: AssetCache | None = None,
         client: _HasStats | None = None,
         middleware: UnblankMiddleware | None = None,
+        rollout: Rollout | None = None,
         disk: bool = True,
     ) -> None:
-        if cache is None and client is None and middleware is None:
+        if cache is None and client is None and middleware is None and rollout is None:
             raise ValueError(
                 "give SdkCollector something to measure: a cache, a client or both, "
-                "and/or a middleware"
+                "and/or a middleware, and/or a rollout"
             )
         self.cache = cache
         self.client = client
         self.middleware = middleware
+        self.rollout = rollout
         self.disk = disk
 
     def collect(self) -> Iterator[Metric]:
@@ -71,6 +83,8 @@ class SdkCollector(Collector):
             yield from self._client_metrics(self.client.stats)
         if self.middleware is not None:
             yield from _middleware_metrics(self.middleware)
+        if self.rollout is not None:
+            yield from _rollout_metrics(self.rollout)
 
     def _cache_metrics(self, cache: AssetCache) -> Iterator[Metric]:
         stats = cache.stats()
@@ -189,6 +203,68 @@ def _middleware_metrics(middleware: UnblankMiddleware) -> Iterator[Metric]:
         "1 while maintenance is on",
         value=int(middleware.in_maintenance),
     )
+
+
+def _rollout_metrics(rollout: Rollout) -> Iterator[Metric]:
+    views = CounterMetricFamily(
+        "unblank_rollout_page_views",
+        "Shells served by this process, by generation",
+        labels=["generation"],
+    )
+    incidents = CounterMetricFamily(
+        "unblank_rollout_incidents",
+        "Watchdog reports of a failing page (or its reload) received by this process",
+        labels=["generation", "cause"],
+    )
+    recovered = CounterMetricFamily(
+        "unblank_rollout_recovered",
+        "Watchdog reports of failures repaired before anything showed",
+        labels=["generation", "cause"],
+    )
+    for (generation, kind, cause), n in sorted(dict(rollout.counted).items()):
+        if kind == "view":
+            views.add_metric([generation], n)
+        else:
+            family = incidents if kind == "incident" else recovered
+            family.add_metric([generation, cause], n)
+    yield views
+    yield incidents
+    yield recovered
+    try:
+        status = rollout.status(decisions=1)
+    except RolloutError:
+        return  # no generation yet, or the shared counts cannot be read: counters only
+    yield GaugeMetricFamily(
+        "unblank_rollout_state",
+        "0 no canary, 1 watching a canary, 2 last canary promoted, 3 last canary rolled back",
+        value=status.state_code,
+    )
+    yield GaugeMetricFamily(
+        "unblank_rollout_canary_percent",
+        "Share of browsers given the canary (0 when none runs)",
+        value=status.canary.percent if status.canary is not None else 0.0,
+    )
+    rate = GaugeMetricFamily(
+        "unblank_rollout_incident_rate",
+        "Incidents per page view since the canary started, all processes of this DIST",
+        labels=["generation", "role"],
+    )
+    for counts in status.generations:
+        if counts.role != "other":
+            rate.add_metric([counts.generation, counts.role], counts.counts.rate)
+    yield rate
+    if status.verdict is not None:
+        yield GaugeMetricFamily(
+            "unblank_rollout_evidence",
+            "Log-likelihood ratio 'canary worse' vs 'as healthy' (rolled back at "
+            "unblank_rollout_rollback_at)",
+            value=status.verdict.evidence,
+        )
+        yield GaugeMetricFamily(
+            "unblank_rollout_rollback_at",
+            "The evidence at which the policy rolls the canary back",
+            value=status.policy.rollback_at,
+        )
 
 
 def _count(origin: OriginStats, name: str) -> int:

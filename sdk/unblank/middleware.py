@@ -65,6 +65,7 @@ from unblank._exchange import Exchange, HeaderList, Hooks, RequestInfo, read_req
 from unblank._guided import Answer, GuidedAnswers
 from unblank._mirror import SHARED, Mirror, MirrorAnswer
 from unblank.client import AssetClient
+from unblank.guarded import Rollout
 from unblank.reports import MAX_BODY, Rejected, ReportIntake, read_body
 from unblank_pages import Brand, PageRenderer
 
@@ -110,6 +111,8 @@ class UnblankMiddleware:
     - ``exempt``: path prefixes never shed and never in maintenance; keep
       ``/_unblank/`` and add your health checks (``"/healthz"``).
     - ``report_path`` (None: off) and ``reports``: the beacon intake.
+    - ``rollout``: count accepted reports as incidents of the generation they
+      name, for the guarded rollout (:class:`~unblank.guarded.Rollout`).
     - ``mirror`` and ``mirror_path``: serve the client's verified cache.
     - ``brand`` or ``pages``: how guided pages look.
     - ``content_security_policy``: a policy where ``{nonce}`` stands for the
@@ -130,6 +133,7 @@ class UnblankMiddleware:
         exempt: Sequence[str] = ("/_unblank/",),
         report_path: str | None = "/_unblank/report",
         reports: ReportIntake | None = None,
+        rollout: Rollout | None = None,
         mirror: AssetClient | None = None,
         mirror_path: str = "/_unblank/mirror/",
         brand: Brand | None = None,
@@ -181,6 +185,10 @@ class UnblankMiddleware:
             raise ValueError(
                 f"UnblankMiddleware mirror_path must start and end with '/', not {mirror_path!r}"
             )
+        if rollout is not None and not isinstance(rollout, Rollout):
+            raise ValueError(
+                f"UnblankMiddleware rollout must be an unblank.guarded.Rollout, not {rollout!r}"
+            )
         if mirror is not None and not isinstance(mirror, AssetClient):
             raise ValueError(f"UnblankMiddleware mirror must be an AssetClient, not {mirror!r}")
         if brand is not None and pages is not None:
@@ -206,6 +214,7 @@ class UnblankMiddleware:
         self.exempt = tuple(exempt)
         self.report_path = report_path
         self.reports = reports if reports is not None else ReportIntake()
+        self.rollout = rollout
         self.mirror = Mirror(mirror, clock=clock) if mirror is not None else None
         self.mirror_path = mirror_path
         self.pages = pages if pages is not None else PageRenderer(brand=brand)
@@ -385,7 +394,7 @@ class UnblankMiddleware:
         client = scope.get("client")
         try:
             body = await read_body(receive, MAX_BODY)
-            self.reports.accept(body, client[0] if client else "unknown")
+            report = self.reports.accept(body, client[0] if client else "unknown")
         except Rejected as exc:
             self.stats.reports_rejected += 1
             if exc.status == 429:
@@ -396,6 +405,11 @@ class UnblankMiddleware:
                 await self._guided(send, request, "bad-request", status=exc.status, problem=True)
             return
         self.stats.reports_accepted += 1
+        if self.rollout is not None:
+            try:
+                self.rollout.report(report)
+            except Exception:  # counting must never cost the beacon its answer
+                logger.exception("counting report %s for the rollout failed", request.request_id)
         headers = [(b"x-request-id", request.request_id.encode("ascii"))]
         await send({"type": "http.response.start", "status": 204, "headers": headers})
         await send({"type": "http.response.body", "body": b""})

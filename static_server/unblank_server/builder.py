@@ -14,7 +14,9 @@ zlib release the GIL):
    variants an earlier build made from the same bytes once they decode to
    exactly those bytes;
 5. **publish** the manifest atomically, then collect files no retained
-   generation needs.
+   generation needs. With ``BuildOptions(canary=10)`` the new generation is
+   published as a canary for 10% of browsers (``DIST/canary.json``) and
+   ``manifest.json`` keeps the stable one.
 
 >>> from pathlib import Path
 >>> result = build(Path("examples/demo_assets"), Path("/tmp/unblank-doctest"))  # doctest: +SKIP
@@ -28,14 +30,15 @@ import hmac
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from unblank import Asset, Entry, Manifest, UnblankError
+from unblank import Asset, Entry, Manifest, RolloutError, UnblankError
+from unblank.canary import CanaryPointer, promote_canary, read_canary
 from unblank.integrity import DEFAULT_ALGORITHMS, IntegrityHasher
 from unblank.integrity import parse as parse_integrity
 from unblank.manifest import variant_path
@@ -59,6 +62,7 @@ from unblank_server.generations import (
     load_history,
     new_generation_id,
     publish,
+    publish_canary,
 )
 from unblank_server.mediatypes import content_type, is_compressible
 from unblank_server.naming import looks_fingerprinted
@@ -98,11 +102,24 @@ class BuildOptions:
     retention: Retention = field(default_factory=Retention)
     compression: CompressionSettings = field(default_factory=CompressionSettings)
     jobs: int = field(default_factory=lambda: _usable_cores())
+    # Publish as a canary for this percent of browsers (None: as the new stable).
+    canary: float | None = None
+    canary_policy: Mapping[str, float] = field(default_factory=dict)  # RolloutPolicy overrides
 
     def __post_init__(self) -> None:
         IntegrityHasher(self.sri)  # raises ValueError naming an unknown algorithm
         if self.jobs < 1:
             raise ValueError(f"jobs must be at least 1, not {self.jobs}")
+        if self.canary is not None or self.canary_policy:
+            try:  # the pointer's own checks, with a placeholder generation
+                CanaryPointer(
+                    generation="check",
+                    percent=self.canary if self.canary is not None else 0.0,
+                    started=datetime.now(UTC),
+                    policy=self.canary_policy,
+                )
+            except RolloutError as exc:
+                raise ValueError(str(exc)) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +138,10 @@ class BuildResult:
     removed_files: int
     warnings: tuple[str, ...]
     dist: str
+    canary: float | None = None  # the percent, when published as a canary
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "generation": self.generation,
             "published": self.published,
             "previous_generation": self.previous_generation,
@@ -137,6 +155,9 @@ class BuildResult:
             "warnings": list(self.warnings),
             "dist": self.dist,
         }
+        if self.canary is not None:  # only then: the summary of a plain build stays as it was
+            data["canary"] = {"percent": self.canary, "stable": self.previous_generation}
+        return data
 
 
 # -- the public entry points ---------------------------------------------------
@@ -280,6 +301,7 @@ class _Build:
             self.progress.done()
 
     def _run(self, started: float) -> BuildResult:
+        self._check_canary()
         bundler = read_bundler_manifest(self.src)
         files = self._scan(bundler)
         self._resolve(files)
@@ -316,7 +338,33 @@ class _Build:
             removed_files=removed,
             warnings=tuple(warnings),
             dist=str(self.dist),
+            canary=self.options.canary if published else None,
         )
+
+    def _check_canary(self) -> None:
+        """Refuse early what publishing would refuse: a canary without a stable
+        generation, or any build while a canary runs (it compares with the stable one)."""
+        try:
+            running = read_canary(self.dist)
+        except RolloutError as exc:
+            raise BadInputError(f"{exc}; fix or remove DIST/canary.json") from exc
+        where = str(self.dist)
+        current = self.current
+        if running is not None and current is not None and running.generation == current.generation:
+            # A promotion killed halfway: finish it, or the pointer would outlive this build.
+            promote_canary(self.dist, generation=running.generation)
+            running = None
+        if running is not None:
+            raise BadInputError(
+                f"a canary is running in {where} (generation {running.generation} at "
+                f"{running.percent:g}%): promote or abort it first "
+                f"(unblank rollout {where} promote|abort)"
+            )
+        if self.options.canary is not None and self.current is None:
+            raise BadInputError(
+                f"{where} has no stable generation yet, and a canary needs one to be compared "
+                "with: publish the first generation without --canary"
+            )
 
     # -- helpers -------------------------------------------------------------
 
@@ -614,10 +662,19 @@ class _Build:
         if self.history is not None and current is not None:
             dropped = set(drop_unpublished(self.dist, current))
             self.history = [m for m in self.history if m.generation not in dropped]
-        publish(self.dist, manifest)
+        if self.options.canary is not None and current is not None:
+            pointer = CanaryPointer(
+                generation=generation,
+                percent=self.options.canary,
+                started=self.now,
+                policy=self.options.canary_policy,
+            )
+            publish_canary(self.dist, manifest, pointer)
+        else:
+            publish(self.dist, manifest)
+            self.current = manifest
         if self.history is not None:
             self.history.append(manifest)
-        self.current = manifest
         return manifest, True, current.generation if current else None
 
     def _collect(self) -> tuple[int, set[str]]:

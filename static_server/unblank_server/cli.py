@@ -7,6 +7,7 @@
     unblank cache verify|gc|stats DIR   operate an SDK asset cache folder
     unblank fetch ORIGIN DIR warm an asset cache with an origin's generation
     unblank doctor URL       load a deployed page as a browser would; report white-screen risks
+    unblank rollout DIST status|promote|abort   the canary `build --canary 10%` published
 
 Exit status: 0 on success, 2 for input the user must fix (and usage errors),
 1 for anything unexpected.
@@ -33,6 +34,12 @@ from unblank_server.doctor_cli import add_doctor_command, doctor_command
 from unblank_server.errors import BadInputError, ConfigError, ServerError
 from unblank_server.generations import Retention
 from unblank_server.progress import NullProgress, Progress, TerminalProgress
+from unblank_server.rollout_cli import (
+    add_rollout_command,
+    parse_percent,
+    parse_policy,
+    rollout_command,
+)
 from unblank_server.serve_cli import add_serve_command, serve_command
 
 __all__ = ["main"]
@@ -59,13 +66,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return fetch_command(args)
         if args.command == "doctor":
             return doctor_command(args)
+        if args.command == "rollout":
+            return rollout_command(args)
         return _gc(args)
     except (BadInputError, ConfigError) as exc:
         return _fail(args, "error", str(exc), EXIT_BAD_INPUT)
     except ServerError as exc:
         return _fail(args, "failed", str(exc), EXIT_FAILURE)
     except KeyboardInterrupt:
-        if args.command in ("serve", "cache", "fetch"):
+        if args.command in ("serve", "cache", "fetch", "rollout"):
             return EXIT_INTERRUPTED
         if args.command == "pages":
             return _fail(
@@ -142,6 +151,22 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="worker threads (default: one per CPU core)",
     )
+    b.add_argument(
+        "--canary",
+        type=parse_percent,
+        default=None,
+        metavar="PERCENT",
+        help="publish as a canary for PERCENT of browsers (10%%) beside the stable generation; "
+        "the app's rollout policy promotes or rolls it back (unblank rollout DIST ...)",
+    )
+    b.add_argument(
+        "--canary-policy",
+        type=parse_policy,
+        default={},
+        metavar="NAME=N,...",
+        help="override the rollout policy for this canary: allowed_ratio, confidence, miss, "
+        "min_page_views, min_duration, max_duration (seconds)",
+    )
     _retention_arguments(b)
     _output_arguments(b)
 
@@ -173,6 +198,7 @@ def _parser() -> argparse.ArgumentParser:
     add_serve_command(commands)
     add_cache_commands(commands)
     add_doctor_command(commands)
+    add_rollout_command(commands)
     return parser
 
 
@@ -241,6 +267,8 @@ def _build(args: argparse.Namespace) -> int:
             compression=CompressionSettings(
                 brotli_quality=args.brotli_quality, gzip_level=args.gzip_level
             ),
+            canary=args.canary,
+            canary_policy=args.canary_policy,
             **({"jobs": args.jobs} if args.jobs else {}),
         )
     except ValueError as exc:
@@ -274,7 +302,15 @@ class _PlainWarnings(NullProgress):
 
 
 def _print_summary(result: BuildResult, out: TextIO) -> None:
-    if result.published:
+    if result.published and result.canary is not None:
+        print(
+            f"published generation {result.generation} as a canary for {result.canary:g}% "
+            "of browsers",
+            file=out,
+        )
+        print(f"  stable stays         {result.previous_generation}", file=out)
+        print(f"  watch it with        unblank rollout {result.dist} status", file=out)
+    elif result.published:
         print(f"published generation {result.generation}", file=out)
         if result.previous_generation:
             print(f"  replacing            {result.previous_generation}", file=out)

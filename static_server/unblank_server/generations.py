@@ -10,6 +10,12 @@ A generation is retained while it is among the newest ``keep`` or was the
 current one less than ``keep_days`` ago (it stopped being current when the
 next one was published): pages loaded before a deploy go on asking for its
 files for as long as such tabs stay open.
+
+A canary (``DIST/canary.json``, :mod:`unblank.canary`) is published beside
+the current generation: its manifest goes into ``manifests/`` and the pointer
+is written last. Its generation is always retained while it runs, and one
+that ended (promoted, or rolled back: ``.unblank/canaries/<g>.json``) is a
+generation pages really loaded, never an unpublished leftover.
 """
 
 from __future__ import annotations
@@ -17,14 +23,15 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
-from unblank import Manifest, ManifestError
-from unblank_server.errors import BuildError
+from unblank import Manifest, ManifestError, RolloutError
+from unblank.canary import ENDED, CanaryPointer, ended_canaries, read_canary, start_canary
+from unblank_server.errors import BadInputError, BuildError
 from unblank_server.fsutil import is_temp_name, sync_filesystem, write_atomic
 from unblank_server.owned import OwnedFiles
 
@@ -40,8 +47,11 @@ __all__ = [
     "load_history",
     "new_generation_id",
     "publish",
+    "publish_canary",
     "published_at",
     "retained",
+    "running_canary",
+    "served_canaries",
 ]
 
 CURRENT: Final = "manifest.json"
@@ -142,10 +152,55 @@ def publish(dist: Path, manifest: Manifest) -> None:
     write_atomic(dist / CURRENT, data, durable=True)
 
 
+def publish_canary(dist: Path, manifest: Manifest, pointer: CanaryPointer) -> None:
+    """Publish ``manifest`` as DIST's canary beside the current generation.
+
+    ``manifest.json`` is not touched. Raises :class:`BadInputError` when DIST
+    has no current generation or a canary already runs.
+    """
+    data = manifest.dumps()
+    sync_filesystem(dist)  # every asset the manifest names is on disk first
+    write_atomic(dist / HISTORY / f"{manifest.generation}.json", data, durable=True)
+    try:
+        start_canary(dist, pointer)
+    except RolloutError as exc:
+        raise BadInputError(str(exc)) from exc
+
+
+def served_canaries(dist: Path) -> set[str] | None:
+    """Generations served as a canary: the running one and those that ended.
+
+    None when ``canary.json`` cannot be read: then any generation may be one.
+    """
+    try:
+        running = read_canary(dist)
+    except RolloutError:
+        return None
+    served = set(ended_canaries(dist))
+    if running is not None:
+        served.add(running.generation)
+    return served
+
+
+def running_canary(dist: Path) -> str | None:
+    """The generation of the canary running in ``dist`` (None: none, or unreadable)."""
+    try:
+        running = read_canary(dist)
+    except RolloutError:
+        return None
+    return running.generation if running is not None else None
+
+
 def retained(
-    history: list[Manifest], current: Manifest | None, retention: Retention, now: datetime
+    history: list[Manifest],
+    current: Manifest | None,
+    retention: Retention,
+    now: datetime,
+    *,
+    pinned: Collection[str] = (),
 ) -> list[Manifest]:
-    """The generations to keep, newest first; the current one always among them."""
+    """The generations to keep, newest first; the current one, and the ``pinned``
+    ones (a running canary), always among them."""
     newest_first = sorted(history, key=lambda m: m.generation, reverse=True)
     horizon = now - timedelta(days=retention.keep_days)
     keep: list[Manifest] = []
@@ -162,6 +217,8 @@ def retained(
         successor = manifest
     if current is not None and all(m.generation != current.generation for m in keep):
         keep.append(current)
+    kept = {m.generation for m in keep}
+    keep += [m for m in newest_first if m.generation in pinned and m.generation not in kept]
     return keep
 
 
@@ -183,14 +240,20 @@ def drop_unpublished(dist: Path, current: Manifest | None) -> list[str]:
 
     Left in place they would count among the newest ``keep`` and push out a
     generation that pages really loaded.  Their files go at the next gc,
-    unless a retained generation shares them.
+    unless a retained generation shares them.  Canaries (running or ended)
+    were served: they stay; with an unreadable ``canary.json`` nothing goes.
     """
     folder = dist / HISTORY
     if not folder.is_dir():
         return []
+    canaries = served_canaries(dist)
+    if canaries is None:
+        return []
     dropped = []
     for path in sorted(folder.glob("*.json")):
         generation = path.stem
+        if generation in canaries:
+            continue
         if current is None or generation > current.generation:
             path.unlink(missing_ok=True)
             dropped.append(generation)
@@ -218,7 +281,8 @@ def collect_garbage(
         current = load_current(dist)
     if history is None:
         history = load_history(dist)
-    keep = retained(history, current, retention, now)
+    running = running_canary(dist)
+    keep = retained(history, current, retention, now, pinned=[running] if running else [])
     needed = {CURRENT}
     for manifest in keep:
         needed |= manifest.files()
@@ -247,11 +311,13 @@ def collect_garbage(
             except FileNotFoundError:
                 continue
             removed.append(rel)
+    kept_ids = {m.generation for m in keep}
+    gone = tuple(m.generation for m in history if m.generation not in kept_ids)
     if not dry_run:
         _remove_empty_folders(dist, removed)
         owned.replace(ours & needed - {CURRENT})
-    kept_ids = {m.generation for m in keep}
-    gone = tuple(m.generation for m in history if m.generation not in kept_ids)
+        for generation in gone:  # the record of a canary whose files are gone
+            (dist / ENDED / f"{generation}.json").unlink(missing_ok=True)
     return GcResult(
         retained=tuple(m.generation for m in keep),
         removed_generations=gone,
