@@ -419,8 +419,9 @@ class Shell:
         background: BackgroundTask | None = None,
     ) -> Response:
         """The rendered shell as a response: ``Cache-Control: no-cache`` (a deploy
-        is seen at the next load), a strong ``ETag`` of the body (304 when it
-        matches ``If-None-Match``), ``X-Unblank-Generation``, and ``Vary:
+        is seen at the next load), a weak ``ETag`` of the body without the
+        request's reference (304 when it matches ``If-None-Match``; a body with a
+        CSP nonce never matches another), ``X-Unblank-Generation``, and ``Vary:
         Accept-Language`` (the guided pages inside follow the language).
 
         With a rollout the generation is the request's assignment, the
