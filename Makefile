@@ -1,15 +1,17 @@
 # The two commands of the README, and their parts.
-#   make demo   build the example front end and print what was published
+#   make demo   the example app, its asset origin and a mirror, and a chaos panel to break
+#               them: http://127.0.0.1:8000 (DEMO_ARGS='--port 8080' for another port)
 #   make test   lint, type-check and run the whole test suite (installs what it needs)
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+DEMO_ARGS ?=
 
 .PHONY: demo test check pytest bootstrap system-deps bench bench-serve clean
 
 demo: bootstrap
-	$(BIN)/python examples/demo.py
+	$(BIN)/python -m examples.demo $(DEMO_ARGS)
 
 test: bootstrap system-deps check pytest
 

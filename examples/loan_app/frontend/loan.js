@@ -6,6 +6,11 @@ export const formatMoney = (value) => money.format(Number(value));
 
 export const TERMS = [12, 24, 36, 48, 60, 72, 84];
 
+// The version the footer shows.  The demo's "Deploy new version" rewrites this
+// line in its own copy of the front end (examples/chaos/releases.py), so that
+// every deploy changes the files and a new generation is published.
+export const VERSION = "1";
+
 export function chaos(name) {
   return (document.documentElement.dataset.chaos || "").split(/\s+/).includes(name);
 }
@@ -80,7 +85,9 @@ export function mountApp(root) {
       </section>
       <button id="open-report" class="secondary" type="button">Open the repayment report</button>
       <section id="report-slot" aria-live="polite"></section>
-    </main>`;
+    </main>
+    <footer class="footer"><p id="version"></p></footer>`;
+  root.querySelector("#version").textContent = versionLine();
   form = root.querySelector("#quote-form");
   form.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -89,6 +96,13 @@ export function mountApp(root) {
   root.querySelector("#open-report").addEventListener("click", openReport);
   addEventListener("hashchange", () => location.hash === "#report" && openReport());
   if (location.hash === "#report") openReport();
+}
+
+// "Version 2 · generation 20261125T…": the generation is the one the shell
+// named (the watchdog's config), so a page shows what it really runs.
+function versionLine() {
+  const generation = window.unblank?.config?.generation;
+  return `Northwind Loans · version ${VERSION}` + (generation ? ` · generation ${generation}` : "");
 }
 
 async function showQuote(root) {
