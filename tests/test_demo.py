@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import socket
 import subprocess
 import sys
@@ -335,7 +336,7 @@ def test_the_panel_api_refuses_what_it_cannot_do(api: Api) -> None:
         (api.http.post(f"{base}/switches/overload", json={"on": True, "value": 0}), 422),
         (api.http.post(f"{base}/switches/overload", content=b"[", headers=JSON), 422),
         (api.http.post(f"{base}/deploy", content=b"x" * 2000, headers=JSON), 413),
-        (api.http.post(f"{base}/canary", json={}, headers=JSON), 501),
+        (api.http.post(f"{base}/canary", content=b"{}"), 415),
     ]
     for answer, status in cases:
         assert answer.status_code == status, (answer.request.url, answer.text)
@@ -344,6 +345,53 @@ def test_the_panel_api_refuses_what_it_cannot_do(api: Api) -> None:
     assert not any(s["on"] for s in api.state()["switches"].values())
     wrong_method = api.http.get(f"{base}/deploy", headers={"accept": "text/html"})
     assert wrong_method.status_code == 405 and 'data-reason="bad-request"' in wrong_method.text
+
+
+def canary_pointer(demo: DemoProcess) -> Path:
+    return demo.root / "dist" / "canary.json"
+
+
+def test_a_broken_canary_is_published_beside_the_stable_generation(
+    demo: DemoProcess, api: Api
+) -> None:
+    before = api.state()
+    stable = before["generation"]
+    assert before["canary"]["available"] is True
+    assert before["canary"]["rollout"]["canary"] is None
+    canary = api.post("canary")["generation"]
+    assert canary != stable
+    pointer = json.loads(canary_pointer(demo).read_text())
+    assert pointer["generation"] == canary and pointer["percent"] == 50
+    rollout = api.state()["canary"]["rollout"]
+    assert rollout["state"] == "watching" and rollout["stable"] == stable
+    assert rollout["canary"]["generation"] == canary and rollout["canary"]["percent"] == 50
+    assert api.state()["generation"] == stable  # the stable version stays published
+    assert api.manifest(api.origin).generation == stable
+    entry = Manifest.loads((demo.root / "dist" / "manifests" / f"{canary}.json").read_bytes())
+    for base in (api.origin, api.mirror):  # the canary's files are served beside the stable ones
+        assert api.http.get(f"{base}/static/{entry.asset('main.js').path}").status_code == 200
+    # New browsers (no cookie) draw a generation; a browser keeps its own. Few page
+    # views: no incident arrives without a browser, and 20 would promote.
+    seen = set()
+    for _ in range(4):
+        with httpx.Client(timeout=30) as browser:
+            first = browser.get(api.app)
+            assert first.status_code == 200 and "unblank_rollout" in browser.cookies
+            drawn = first.headers["x-unblank-generation"]
+            assert browser.get(api.app).headers["x-unblank-generation"] == drawn
+            seen.add(drawn)
+    assert seen <= {stable, canary}
+    again = api.http.post(f"{api.app}/_demo/api/canary", json={}, headers=JSON)
+    assert again.status_code == 409 and canary in again.json()["detail"]
+    # Reset ends it by hand: the pointer goes, the decision shows.
+    state = api.post("reset")
+    assert not canary_pointer(demo).exists()
+    rollout = state["canary"]["rollout"]
+    assert rollout["state"] == "rolled back" and rollout["canary"] is None
+    assert rollout["decision"]["action"] == "rollback"
+    assert rollout["decision"]["canary"] == canary
+    assert rollout["decision"]["reason"] == "reset from the chaos panel"
+    assert api.http.get(api.app).headers["x-unblank-generation"] == stable
 
 
 # --------------------------------------------------------------------------- in Chromium
@@ -588,4 +636,49 @@ def test_browser_the_panel_works_and_is_accessible(
     driver.find_element(By.ID, "reset").click()
     wait_for(driver, lambda _: switch.get_attribute("aria-checked") == "false", 10)
     assert not any(s["on"] for s in api.state()["switches"].values())
-    assert driver.find_element(By.ID, "canary").get_attribute("disabled") is not None
+    assert driver.find_element(By.ID, "canary").get_attribute("disabled") is None
+
+
+CANARY_TABS = 16  # new browsers opened at most before the rollback must have come
+CANARY_WAIT = 25.0  # seconds the policy gets, from the canary's deploy to its rollback
+
+
+@pytest.mark.browser
+def test_browser_a_broken_canary_is_rolled_back_by_itself(
+    demo: DemoProcess, driver: webdriver.Chrome, api: Api
+) -> None:
+    stable, version = api.state()["generation"], api.state()["version"]
+    canary = api.post("canary")["generation"]
+    deadline = time.monotonic() + CANARY_WAIT
+    opened = 0
+    # Every tab a new browser (its cookies cleared first), left open: the canary's
+    # pages crash at boot, reload, crash again and report it each time.
+    while canary_pointer(demo).exists() and time.monotonic() < deadline:
+        if opened < CANARY_TABS:
+            driver.switch_to.new_window("tab")
+            driver.execute_cdp_cmd(
+                "Storage.clearDataForOrigin", {"origin": api.app, "storageTypes": "cookies"}
+            )
+            driver.get(f"{api.app}/?tab={opened}")
+            opened += 1
+        time.sleep(0.5)
+    rollout = api.state()["canary"]["rollout"]
+    assert not canary_pointer(demo).exists(), rollout
+    print(f"\nrolled back after {opened} tabs")
+    assert rollout["state"] == "rolled back" and rollout["stable"] == stable
+    decision = rollout["decision"]
+    assert decision["action"] == "rollback" and decision["canary"] == canary
+    assert decision["actor"].startswith("policy (pid")
+    assert "worse than 3x stable" in decision["reason"]
+    by_role = {g["role"]: g for g in rollout["generations"]}
+    assert by_role["canary"]["incidents"] > 0 and by_role["stable"]["incidents"] == 0
+    api.incident(cause="app-crash", generation=canary)
+    # A new browser afterwards gets the stable generation, and it renders.
+    for handle in driver.window_handles[1:]:
+        driver.switch_to.window(handle)
+        driver.close()
+    driver.switch_to.window(driver.window_handles[0])
+    open_app(driver, api)
+    settle(driver, on_version(driver, version))
+    assert footer(driver).endswith(f"generation {stable}")
+    assert api.http.get(api.app).headers["x-unblank-generation"] == stable

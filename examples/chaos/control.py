@@ -12,8 +12,11 @@ example app's own chaos switches and maintenance, and new releases::
     await control.reset()  # every switch off (the versions stay)
     control.snapshot()  # the panel's JSON
 
-Later switches hook in here: ``canary`` is where guarded rollout (issue 8)
-plugs in the panel's "Deploy a broken version as canary" button.
+Guarded rollout (issue 8) plugs in here: ``canary`` publishes the panel's
+"Deploy a broken version as canary", ``rollout`` (the backend's
+:class:`~unblank.Rollout`) is what the panel shows of it, and what a deploy
+or a reset ends a running canary with (a plain build refuses to run beside
+one).
 """
 
 from __future__ import annotations
@@ -30,13 +33,13 @@ from typing import Any, Final
 import httpx
 
 from examples.chaos.faults import AssetFaults
-from examples.chaos.releases import Release, Releases
+from examples.chaos.releases import ENTRY, Release, Releases
 from examples.chaos.servers import Listener
 from examples.chaos.switches import SWITCHES, Switch
 from examples.loan_app.server import Chaos, LoanApp
-from unblank import AssetClient, FetchError
+from unblank import AssetClient, FetchError, Manifest, Rollout, RolloutError, RolloutStoreError
 
-__all__ = ["CanaryDeploy", "ChaosControl", "Incidents", "NotAvailable", "Servers"]
+__all__ = ["CanaryDeploy", "CanaryRunning", "ChaosControl", "Incidents", "NotAvailable", "Servers"]
 
 logger = logging.getLogger("demo")
 
@@ -63,6 +66,10 @@ class UnknownSwitch(KeyError):
 
 class NotAvailable(Exception):
     """A panel action this demo does not have yet; the message says why."""
+
+
+class CanaryRunning(Exception):
+    """A canary is already being watched: one at a time."""
 
 
 class Incidents(logging.Handler):
@@ -115,7 +122,8 @@ class ChaosControl:
         self.incidents = incidents
         self.on = dict.fromkeys(SWITCHES, False)
         self.values = {n: s.setting.default for n, s in SWITCHES.items() if s.setting}
-        self.canary: CanaryDeploy | None = None  # issue 8 sets it
+        self.canary: CanaryDeploy | None = None  # the demo stack sets it (issue 8)
+        self.rollout: Rollout | None = None  # the backend's, shown in the state
         self._lock = asyncio.Lock()
         self._appliers: Mapping[str, Callable[[bool], Awaitable[None]]] = {
             "origin-down": self._origin_down,
@@ -180,6 +188,7 @@ class ChaosControl:
             for name, apply in self._appliers.items():
                 await apply(False)
                 self.on[name] = False
+            self._end_canary("reset from the chaos panel")
             self.values = {n: s.setting.default for n, s in SWITCHES.items() if s.setting}
             self.loan.chaos = Chaos(retry_after=OVERLOAD_RETRY_AFTER)
         logger.info("chaos: every switch off")
@@ -196,8 +205,50 @@ class ChaosControl:
         if hook is None:
             raise NotAvailable(CANARY_NOTE)
         async with self._lock:
+            running = self._running_canary()
+            if running is not None:
+                raise CanaryRunning(
+                    f"canary {running} is still being watched: wait for its promotion or "
+                    "rollback, or end it with Reset all"
+                )
             source = await asyncio.to_thread(self.releases.broken_source)
-            return await hook(source)
+            generation = await hook(source)
+        logger.info("deployed a broken version as canary (generation %s)", generation)
+        return generation
+
+    async def until_files_served(self, manifest: Manifest) -> None:
+        """Wait (at most ``SERVED_WITHIN`` s) until the running asset servers serve the
+        entry of ``manifest``: a canary's files are served like a retained generation's."""
+        entry = manifest.asset(ENTRY).path
+        running = [s for s in (self.servers.origin, self.servers.mirror) if s.running]
+        deadline = time.monotonic() + SERVED_WITHIN
+        async with httpx.AsyncClient(timeout=2.0) as http:
+            for server in running:
+                while not await _serves(http, f"{server.url}/static/{entry}"):
+                    if time.monotonic() > deadline:
+                        logger.warning("the %s does not serve %s yet", server.name, entry)
+                        break
+                    await asyncio.sleep(0.05)
+
+    def _running_canary(self) -> str | None:
+        if self.rollout is None:
+            return None
+        try:
+            canary = self.rollout.pointers(fresh=True).canary
+        except RolloutError:
+            return None
+        return canary.generation if canary is not None else None
+
+    def _end_canary(self, reason: str) -> None:
+        """Roll a running canary back by hand (a plain build cannot run beside one)."""
+        if self.rollout is None or self._running_canary() is None:
+            return
+        try:
+            record = self.rollout.abort(reason=reason, actor="the chaos panel")
+        except RolloutError as exc:  # the policy ended it a moment ago
+            logger.info("no canary to end: %s", exc)
+            return
+        logger.info("canary %s rolled back: %s", record.canary, reason)
 
     # -- what each switch does -------------------------------------------------
 
@@ -235,6 +286,7 @@ class ChaosControl:
         self.servers.origin_faults.gone = self.servers.mirror_faults.gone = gone
 
     async def _deploy(self) -> Release:
+        self._end_canary("a new version was deployed from the chaos panel")
         release = await self.releases.publish()
         await self._until_served(release.generation)
         if self.on["deleted-chunk"]:
@@ -283,6 +335,47 @@ class ChaosControl:
                 "available": self.canary is not None,
                 "label": CANARY_LABEL,
                 "note": CANARY_NOTE,
+                "rollout": self._rollout_state(),
+            },
+        }
+
+    def _rollout_state(self) -> dict[str, Any] | None:
+        """The canary now (or the last one), its counts and the last decision."""
+        if self.rollout is None:
+            return None
+        try:
+            status = self.rollout.status(decisions=1)
+        except (RolloutError, RolloutStoreError) as exc:
+            return {"state": "unknown", "error": str(exc)}
+        canary, verdict = status.canary, status.verdict
+        last = status.decisions[-1] if status.decisions else None
+        return {
+            "state": status.state,
+            "stable": status.stable,
+            "canary": None
+            if canary is None
+            else {
+                "generation": canary.generation,
+                "percent": canary.percent,
+                "elapsed": round(status.elapsed, 1),
+            },
+            "generations": [
+                {
+                    "generation": g.generation,
+                    "role": g.role,
+                    "page_views": g.page_views,
+                    "incidents": g.counts.incidents,
+                }
+                for g in status.generations
+            ],
+            "verdict": None
+            if verdict is None
+            else {"action": verdict.action, "reason": verdict.reason},
+            "decision": None
+            if last is None
+            else {
+                k: last.to_dict()[k]
+                for k in ("at", "action", "canary", "stable", "reason", "actor")
             },
         }
 
@@ -304,6 +397,13 @@ class ChaosControl:
         if switch.name == "overload":
             state["left"] = self.loan.chaos.overloaded  # page loads still to shed
         return state
+
+
+async def _serves(http: httpx.AsyncClient, url: str) -> bool:
+    try:
+        return (await http.get(url)).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 async def _generation(http: httpx.AsyncClient, base: str) -> str | None:

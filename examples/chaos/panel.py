@@ -6,8 +6,8 @@
 ``POST /_demo/api/switches/<name>``        ``{"on": true, "value": 2}``: flip a switch
 ``POST /_demo/api/deploy``                 publish the next version
 ``POST /_demo/api/reset``                  every switch off
-``POST /_demo/api/canary``                 deploy a broken version as canary (501 until
-                                           guarded rollout provides it)
+``POST /_demo/api/canary``                 deploy a broken version as canary, for half
+                                           the browsers (409 while one is watched)
 ``GET /_demo/offline-sw.js``               the service worker of the "offline" switch
 ``GET /_demo/api/offline``                 ``{"offline": true}``: what that worker asks
 =========================================  ======================================
@@ -35,7 +35,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from examples.chaos.control import ChaosControl, NotAvailable, UnknownSwitch
+from examples.chaos.control import CanaryRunning, ChaosControl, NotAvailable, UnknownSwitch
 from unblank import UnblankMiddleware
 from unblank_pages import negotiate
 
@@ -161,6 +161,8 @@ class Panel:
             generation = await self.control.deploy_broken_canary()
         except NotAvailable as exc:
             return problem(501, str(exc))
+        except CanaryRunning as exc:
+            return problem(409, str(exc))
         return JSONResponse({"generation": generation}, headers=NO_STORE)
 
 
@@ -173,6 +175,7 @@ def panel_app(control: ChaosControl) -> ASGIApp:
 def problem(status: int, detail: str) -> JSONResponse:
     titles = {
         404: "Not Found",
+        409: "Conflict",
         413: "Content Too Large",
         415: "Unsupported Media Type",
         422: "Unprocessable Content",

@@ -6,7 +6,10 @@
 - the **app backend**: the example's :class:`~examples.loan_app.server.LoanApp`
   reading the manifest with an :class:`~unblank.AssetClient` (origin, then
   mirror), serving its verified cache at ``/_unblank/mirror/`` as the
-  watchdog's last mirror, with the chaos panel beside it at ``/_demo/``.
+  watchdog's last mirror, with the chaos panel beside it at ``/_demo/``;
+  its :class:`~unblank.Rollout` on the demo's DIST watches canaries with a
+  policy short enough to watch (:data:`CANARY_POLICY`), and the panel's
+  "Deploy a broken version as canary" publishes one at :data:`CANARY_PERCENT`.
 
 All on 127.0.0.1: the backend on ``port`` (8000 unless told; 0 for a free
 one), the asset servers on free ports::
@@ -18,6 +21,7 @@ one), the asset servers on free ports::
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 from pathlib import Path
@@ -30,9 +34,10 @@ from examples.chaos.panel import PREFIX, DemoBackend, panel_app
 from examples.chaos.releases import DemoError, Releases
 from examples.chaos.servers import Listener
 from examples.loan_app.server import LoanApp
-from unblank import AssetCache, AssetClient
+from unblank import AssetCache, AssetClient, Rollout, RolloutPolicy
 from unblank.reports import ReportIntake
 from unblank_server.app import StaticApp, create_app
+from unblank_server.builder import BuildOptions, build
 
 __all__ = ["DEFAULT_PORT", "Demo"]
 
@@ -45,6 +50,13 @@ MAINTENANCE_RETRY: Final = 10  # seconds the maintenance page waits: short, for 
 # 5 s) is for the open internet.
 REPORT_RATE: Final = 5.0  # per second and browser
 REPORT_BURST: Final = 200
+# Guarded rollout, for watching: half the browsers get the canary, a few page
+# views decide (a canary that crashes at boot goes after about seven of its
+# page views: four tabs, each crashing, reloading and crashing again), and the
+# policy looks at the counts twice a second.
+CANARY_PERCENT: Final = 50.0
+CANARY_POLICY: Final = RolloutPolicy(min_page_views=20, min_duration=0, allowed_ratio=3.0)
+CANARY_CHECK: Final = 0.5  # seconds
 
 
 class Demo:
@@ -63,6 +75,7 @@ class Demo:
         self._listeners: list[Listener] = []
         self._incidents = Incidents()
         self._control: ChaosControl | None = None
+        self._rollout: Rollout | None = None
 
     def __repr__(self) -> str:
         return f"<Demo {self.backend.url} root={str(self.root)!r}>"
@@ -112,12 +125,16 @@ class Demo:
             manifest_max_age=MANIFEST_MAX_AGE,
             deadline=5.0,
         )
+        rollout = self._rollout = Rollout(
+            self.releases.dist, policy=CANARY_POLICY, check_interval=CANARY_CHECK
+        )
         loan = LoanApp(
             manifest=client,
             base_url=f"{origin.url}/static/",
             mirrors=[f"{mirror.url}/static/"],
             close_client=True,
             reports=ReportIntake(rate=REPORT_RATE, burst=REPORT_BURST),
+            rollout=rollout,
         )
         loan.middleware.maintenance_retry_after = MAINTENANCE_RETRY
         loan.chaos.retry_after = OVERLOAD_RETRY_AFTER
@@ -135,6 +152,8 @@ class Demo:
             releases=self.releases,
             incidents=self._incidents,
         )
+        self._control.rollout = rollout
+        self._control.canary = self._deploy_canary
         self.backend.app = DemoBackend(loan, panel_app(self._control))
         self._listeners.append(self.backend)
         await self.backend.start()
@@ -147,7 +166,22 @@ class Demo:
         for app in self._static:
             app.close()
         self._static.clear()
+        if self._rollout is not None:
+            self._rollout.close()
+            self._rollout = None
         logging.getLogger("unblank.report").removeHandler(self._incidents)
+
+    async def _deploy_canary(self, source: Path) -> str:
+        """Publish ``source`` as a canary for :data:`CANARY_PERCENT` of the browsers
+        (built off the event loop); returns its generation once the asset servers
+        serve its files and the backend's rollout sees it."""
+        dist = self.releases.dist
+        options = BuildOptions(canary=CANARY_PERCENT)
+        result = await asyncio.to_thread(build, source, dist, options)
+        await self.control.until_files_served(self.releases.manifest(result.generation))
+        if self._rollout is not None:
+            self._rollout.pointers(fresh=True)
+        return result.generation
 
     def _asset_server(self, name: str) -> tuple[Listener, AssetFaults]:
         static = create_app(self.releases.dist, reload_interval=RELOAD)

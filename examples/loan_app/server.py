@@ -16,7 +16,10 @@ build`` and served by ``unblank serve``, and this backend:
   guided pages (problem+json for API clients) for exceptions, timeouts,
   overload and maintenance, the watchdog's reports at ``/_unblank/report``,
   and, when the manifest comes from an :class:`~unblank.AssetClient`, its
-  verified cache at ``/_unblank/mirror/`` as the watchdog's last mirror.
+  verified cache at ``/_unblank/mirror/`` as the watchdog's last mirror;
+- with a :class:`~unblank.Rollout` (``rollout=``): while a canary runs, the
+  shell renders the generation the rollout assigns each browser, and the
+  watchdog's reports count for or against the canary.
 
 ::
 
@@ -62,9 +65,12 @@ from unblank import (
     FetchError,
     Manifest,
     PrefetchReport,
+    Rollout,
+    RolloutError,
     Shell,
     UnblankMiddleware,
 )
+from unblank.guarded import Assignment
 from unblank.reports import ReportIntake
 from unblank.shell import NONCE_KEY, REQUEST_ID_KEY, WatchdogSettings
 from unblank_pages import Brand, PageRenderer
@@ -156,6 +162,7 @@ class _Prepared:
 
     key: tuple[str, tuple[str, ...], WatchdogSettings]
     shell: Shell
+    templates: Jinja2Templates  # the shell's helpers installed (one shell per environment)
     policy: str  # the CSP, "{nonce}" standing for the request's
 
 
@@ -174,6 +181,14 @@ class LoanApp:
     - ``watchdog``: the watchdog's timers; ``chaos``: faults to inject.
     - ``time_budget``, ``max_in_flight``, ``reports``: the middleware's.
     - ``pages``: how guided pages look (default: the Northwind brand).
+    - ``rollout``: guarded rollout of the DIST the asset origin serves (its
+      local folder). While no canary runs, nothing changes: the shell renders
+      ``manifest``'s generation. While one runs, the shell renders the
+      generation :meth:`Rollout.assign` gives the browser (and sets its
+      cookie, counts the page view), and the middleware counts the watchdog's
+      reports; ``/_unblank/mirror/`` is named as a mirror only to pages of
+      the generation the AssetClient knows (the mirror serves nothing else).
+      The caller owns the rollout (:meth:`Rollout.close` at shutdown).
     """
 
     def __init__(
@@ -190,6 +205,7 @@ class LoanApp:
         max_in_flight: int | None = 200,
         reports: ReportIntake | None = None,
         pages: PageRenderer | None = None,
+        rollout: Rollout | None = None,
     ) -> None:
         if isinstance(mirrors, str):
             raise ValueError("LoanApp mirrors is a list of base URLs, not one string")
@@ -207,9 +223,10 @@ class LoanApp:
         self.pages = pages or PageRenderer(brand=BRAND)
         self._own_mirror = self.client is not None and serve_mirror
         self._close_client = close_client
-        self._templates = Jinja2Templates(directory=TEMPLATES)
+        self.rollout = rollout
         self._manifest: Manifest | None = None
-        self._prepared: _Prepared | None = None
+        # Shells by (assigned by the rollout, /_unblank/mirror/ named).
+        self._prepared: dict[tuple[bool, bool], _Prepared] = {}
         self._warmed: str | None = None  # the generation whose files were fetched
         self._tasks: set[asyncio.Task[object]] = set()
         self._prepare()  # a bad base URL fails here, not at the first request
@@ -230,6 +247,7 @@ class LoanApp:
             mirror_path=MIRROR_PATH,
             pages=self.pages,
             content_security_policy=PAGE_CSP,
+            rollout=rollout,
         )
 
     def __repr__(self) -> str:
@@ -307,22 +325,44 @@ class LoanApp:
         if self._own_mirror and manifest.generation != self._warmed:
             self._warmed = manifest.generation
             self._in_background(self.warm())
-        prepared = self._prepare()
+        assignment = self._assignment(request)
+        if assignment is None:
+            prepared = self._prepare()
+        else:
+            # The canary's files (and a stable generation the client has not seen yet)
+            # are on the asset servers, not in the client's cache behind the mirror.
+            known = assignment.manifest.generation == manifest.generation
+            prepared = self._prepare(assigned=True, own_mirror=known)
+            manifest = assignment.manifest
         # From here to the response nothing awaits: the Shell reads this manifest.
         self._manifest = manifest
         nonce = request.scope["state"][NONCE_KEY]
         return prepared.shell.template_response(
-            self._templates,
+            prepared.templates,
             request,
             "shell.html",
             {"chaos": chaos.front_end()},
             headers={"Content-Security-Policy": prepared.policy.replace("{nonce}", nonce)},
         )
 
-    def _prepare(self) -> _Prepared:
-        mirrors = (*self.mirrors, MIRROR_PATH) if self._own_mirror else tuple(self.mirrors)
+    def _assignment(self, request: Request) -> Assignment | None:
+        """The rollout's choice for this browser while a canary runs, else None."""
+        rollout = self.rollout
+        if rollout is None:
+            return None
+        try:
+            if rollout.pointers().canary is None:
+                return None
+            return rollout.assign(request)
+        except RolloutError as exc:  # DIST unreadable: the manifest as without a rollout
+            logger.warning("loan app: no rollout assignment: %s", exc)
+            return None
+
+    def _prepare(self, *, assigned: bool = False, own_mirror: bool = True) -> _Prepared:
+        named = self._own_mirror and own_mirror
+        mirrors = (*self.mirrors, MIRROR_PATH) if named else tuple(self.mirrors)
         key = (self.base_url, mirrors, self.watchdog)
-        prepared = self._prepared
+        prepared = self._prepared.get((assigned, named))
         if prepared is None or prepared.key != key:
             shell = Shell(
                 manifest=self._current_manifest,
@@ -330,10 +370,13 @@ class LoanApp:
                 mirrors=mirrors,
                 watchdog=self.watchdog,
                 pages=self.pages,
+                rollout=self.rollout if assigned else None,
             )
-            shell.install(self._templates.env)
-            prepared = _Prepared(key, shell, shell_policy((self.base_url, *mirrors)))
-            self._prepared = prepared
+            templates = Jinja2Templates(directory=TEMPLATES)
+            shell.install(templates.env)
+            policy = shell_policy((self.base_url, *mirrors))
+            prepared = _Prepared(key, shell, templates, policy)
+            self._prepared[assigned, named] = prepared
         return prepared
 
     def _current_manifest(self) -> Manifest:

@@ -119,7 +119,31 @@ function show(state) {
   const canary = $("canary");
   canary.disabled = !state.canary.available;
   $("canary-note").textContent = state.canary.note;
+  showRollout(state.canary.rollout);
   syncWorker(state.switches.offline.on);
+}
+
+const short = (generation) => (generation ? generation.slice(-8) : "none");
+
+function showRollout(rollout) {
+  $("rollout").hidden = !rollout;
+  if (!rollout) return;
+  const verdict = rollout.verdict ? ` (policy: ${rollout.verdict.action})` : "";
+  $("rollout-state").textContent = rollout.error || rollout.state + verdict;
+  $("rollout-stable").textContent = short(rollout.stable);
+  const canary = rollout.canary;
+  $("rollout-canary").textContent = canary
+    ? `${short(canary.generation)} for ${canary.percent}% of browsers, for ${canary.elapsed} s`
+    : "none running";
+  const counts = (rollout.generations || [])
+    .filter((g) => g.role !== "other")
+    .map((g) => `${g.role} ${g.page_views} page views, ${g.incidents} incidents`);
+  $("rollout-counts").textContent = counts.length ? counts.join("; ") : "none yet";
+  const last = rollout.decision;
+  $("rollout-decision").textContent = last
+    ? `${last.at}: ${last.action === "rollback" ? "rolled back" : "promoted"} ${short(last.canary)} ` +
+      `by ${last.actor}: ${last.reason}`
+    : "none yet";
 }
 
 function describe(server) {
