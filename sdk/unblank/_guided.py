@@ -1,7 +1,8 @@
-"""Guided pages as the middleware's answers, rendered once per kind and reused.
+"""Guided pages as HTTP answers, rendered once per kind and reused.
 
-Rendering a page through Jinja2 takes about 0.2 ms, and a middleware shedding a
-flood of requests must answer each in microseconds.  So each distinct page
+The middleware's and ``unblank serve``'s error answers both come from here.
+Rendering a page through Jinja2 takes about 0.2 ms, and a server shedding a
+flood of requests (or a flood of bad ones) must answer each in microseconds.  So each distinct page
 (reason, status, format, language, retry behaviour, Retry-After) is rendered
 once with placeholders for the request's reference and CSP nonce; answering
 joins the prepared pieces around the request's own values.  Both need no
@@ -31,6 +32,7 @@ __all__ = ["Answer", "GuidedAnswers"]
 _REFERENCE: Final = b"ub-0000000000000000"  # the shape of a generated reference
 _NONCE: Final = b"ubNonce0placeholder000"  # the shape of secrets.token_urlsafe(16)
 _SLOTS: Final = re.compile(b"(" + re.escape(_REFERENCE) + b"|" + re.escape(_NONCE) + b")")
+_PAGES: Final = "/_unblank/pages/"  # where unblank serve answers the pages by reason
 _MEMO_LIMIT: Final = 256  # distinct pages or header values remembered before starting over
 _MEMO_FIELD: Final = 256  # longer header values are answered but never remembered
 
@@ -56,8 +58,9 @@ class _Prepared:
 class GuidedAnswers:
     """Negotiated guided pages, prepared once and filled in per request."""
 
-    def __init__(self, renderer: PageRenderer) -> None:
+    def __init__(self, renderer: PageRenderer, *, extra_headers: Headers | None = None) -> None:
         self.renderer = renderer
+        self._extra = list(extra_headers or [])  # on every answer (CORS, say)
         self._prepared: dict[tuple[object, ...], _Prepared] = {}
         self._formats: dict[str | None, str] = {}
         self._locales: dict[str | None, str] = {}
@@ -74,12 +77,16 @@ class GuidedAnswers:
         method: str = "GET",
         retry_after: int | None = None,
         problem: bool = False,
+        headers: Headers | None = None,
+        pages_base: str = _PAGES,
     ) -> Answer:
         """The page for ``reason`` as the request's headers ask for it.
 
         ``status`` overrides the reason's own (a 405 or 413 uses the
         ``bad-request`` page); ``problem`` answers problem+json whatever
-        ``Accept`` says (for endpoints that only programs call).
+        ``Accept`` says (for endpoints that only programs call); ``headers``
+        are added (``Allow``, ``Content-Range``); ``pages_base`` is where the
+        human pages a problem's ``type`` names are (a mounted server's).
         """
         fmt = PROBLEM if problem else _memo(self._formats, accept, choose_format)
         locale = _memo(
@@ -90,10 +97,12 @@ class GuidedAnswers:
             ),
         )
         repeatable = method in ("GET", "HEAD")
-        key = (reason, status, fmt, locale, repeatable, retry_after)
+        key = (reason, status, fmt, locale, repeatable, retry_after, nonce is None, pages_base)
         prepared = self._prepared.get(key)
         if prepared is None:
-            prepared = self._prepare(reason, status, fmt, locale, method, retry_after)
+            prepared = self._prepare(
+                reason, status, fmt, locale, method, retry_after, nonce is not None, pages_base
+            )
             if len(self._prepared) >= _MEMO_LIMIT:
                 self._prepared.clear()
             self._prepared[key] = prepared
@@ -103,8 +112,10 @@ class GuidedAnswers:
             reference if piece == _REFERENCE else fill if piece == _NONCE else piece
             for piece in prepared.pieces
         )
-        headers = [*prepared.headers, (b"content-length", str(len(body)).encode("ascii"))]
-        return Answer(prepared.status, headers, body, prepared.html)
+        out = [*prepared.headers, (b"content-length", str(len(body)).encode("ascii"))]
+        if headers:
+            out += headers
+        return Answer(prepared.status, out, body, prepared.html)
 
     def _prepare(
         self,
@@ -114,6 +125,8 @@ class GuidedAnswers:
         locale: str,
         method: str,
         retry_after: int | None,
+        with_nonce: bool,
+        pages_base: str,
     ) -> _Prepared:
         reference = _REFERENCE.decode("ascii")
         renderer = self.renderer
@@ -123,7 +136,7 @@ class GuidedAnswers:
                 locale=locale,
                 request_id=reference,
                 retry_after=retry_after,
-                nonce=_NONCE.decode("ascii"),
+                nonce=_NONCE.decode("ascii") if with_nonce else None,
                 method=method,
             )
         elif fmt == PROBLEM:
@@ -145,6 +158,10 @@ class GuidedAnswers:
             (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in page.headers.items()
         ]
         headers.append((b"vary", b"Accept, Accept-Language"))
+        headers += self._extra
+        if fmt == PROBLEM and pages_base != _PAGES:
+            # Mounted: the problem's "type" is the human page where it really is.
+            body = body.replace(b'"' + _PAGES.encode(), b'"' + pages_base.encode("utf-8"))
         return _Prepared(code, headers, tuple(_SLOTS.split(body)), fmt == HTML)
 
 
