@@ -146,3 +146,14 @@ def test_beacon_through_a_real_server(tmp_path: Path) -> None:
         assert reply.status_code == 204
         huge = httpx.post(f"{base}/_unblank/report", content=b"{" + b" " * 100_000 + b"}")
         assert huge.status_code == 413
+
+
+def test_control_characters_and_lone_surrogates_never_leave_the_intake() -> None:
+    # A newline forges a log line, ESC colours a terminal, a lone surrogate
+    # (valid JSON) makes every later UTF-8 encoder fail: all become U+FFFD.
+    intake = ReportIntake(clock=lambda: 0.0)
+    body = b'{"cause": "offline", "asset": "x\\n18:40  chaos: on\\u001b[31m", "message": "\\ud800"}'
+    report = intake.accept(body, "10.0.0.9")
+    assert report.fields["asset"] == "x\ufffd18:40  chaos: on\ufffd[31m"
+    assert report.fields["message"] == "\ufffd"
+    json.dumps(report.fields, ensure_ascii=False).encode("utf-8")  # never raises

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -164,7 +165,7 @@ class ReportIntake:
         for name, limit in _TEXT_LIMITS.items():
             value = data.get(name)
             if isinstance(value, str):
-                fields[name] = value[:limit]
+                fields[name] = _clean(value[:limit])
         for name, allowed in _CHOICES.items():
             value = data.get(name)
             if isinstance(value, str) and value in allowed:
@@ -175,11 +176,26 @@ class ReportIntake:
         timings = data.get("timings")
         if isinstance(timings, dict):
             fields["timings"] = {
-                str(k)[:32]: float(v)
+                _clean(str(k)[:32]): float(v)
                 for k, v in list(timings.items())[:20]
                 if isinstance(v, int | float) and not isinstance(v, bool) and abs(v) < 1e9
             }
         return Report(str(cause), fields)
+
+
+# Control characters (newlines forge log lines, ESC colours terminals) and lone
+# surrogates (JSON allows "\ud800"; UTF-8 encoders refuse it, so every later
+# json.dumps or log shipper would fail) never leave the intake.
+_UNSAFE: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def _clean(text: str) -> str:
+    """``text`` with control characters and lone surrogates replaced by U+FFFD.
+
+    >>> _clean("x\\n18:40 fake line\\x1b[31m\\ud800")
+    'x\ufffd18:40 fake line\ufffd[31m\ufffd'
+    """
+    return _UNSAFE.sub("\ufffd", text)
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:
