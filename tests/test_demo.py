@@ -47,6 +47,7 @@ from tests.watchdog_matrix import (
     wait_for,
 )
 from unblank import Manifest
+from unblank.shell import WatchdogSettings
 
 pytestmark = pytest.mark.slow
 
@@ -266,6 +267,17 @@ VALUES = {"slow-network": 1, "overload": 2}
 
 def test_every_switch_has_a_check() -> None:
     assert set(CHECKS) == set(SWITCHES)
+
+
+def test_the_switches_say_what_really_happens() -> None:
+    # A delay near the watchdog's asset_timeout would be judged a hung origin (the
+    # mirror takes over, reported as upstream), not the slow network the switch shows.
+    slow = SWITCHES["slow-network"].setting
+    assert slow is not None and slow.high <= WatchdogSettings().asset_timeout - 2
+    assert "same browser as the panel" in SWITCHES["offline"].does
+    maintenance = SWITCHES["maintenance"].see
+    assert "new page load shows the maintenance page" in maintenance
+    assert "inline message" in maintenance
 
 
 @pytest.mark.parametrize("name", list(SWITCHES))

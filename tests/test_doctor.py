@@ -89,9 +89,10 @@ def shell_app(
     crossorigin: str | None = "anonymous",
     integrity_attributes: bool = True,
     watchdog: bool = True,
+    mirrors: tuple[str, ...] = (),
 ) -> Starlette:
     """The app backend: a shell rendered by unblank.Shell, sent by Shell.response."""
-    shell = Shell(manifest=manifest, base_url=base_url, crossorigin=crossorigin)
+    shell = Shell(manifest=manifest, base_url=base_url, crossorigin=crossorigin, mirrors=mirrors)
 
     async def index(request: Request) -> Response:
         head = shell.unblank_head(request) if watchdog else ""
@@ -337,6 +338,61 @@ def test_a_cross_origin_asset_host_without_cors_headers_fails(
     found = check(report, "cors")
     assert "3 of 3 cross-origin assets would be refused" in found.details
     assert "no Access-Control-Allow-Origin" in found.details
+
+
+def identity_only(headers: Headers) -> Headers:
+    return without(headers, b"accept-encoding")
+
+
+@contextmanager
+def mirrored_deployment(dist: Path, manifest: Manifest, mirror: Rewrite | None) -> Iterator[str]:
+    """A correct origin, and a mirror (another unblank serve) that answers identity
+    only, as the middleware's /_unblank/mirror/ does; the shell's import map lists
+    every script under both."""
+    with (
+        create_app(dist, reload_interval=0, cors_origin="*") as assets,
+        create_app(dist, reload_interval=0, cors_origin="*") as copies,
+    ):
+        copy = Misconfigured(copies, request=identity_only, response=mirror)
+        with serve_in_thread(assets) as origin, serve_in_thread(copy) as mirror_url:
+            mirrors = (f"{mirror_url}/static/",)
+            backend = shell_app(manifest, f"{origin}/static/", mirrors=mirrors)
+            with serve_in_thread(backend) as page:
+                yield f"{page}/"
+
+
+def test_mirror_copies_are_verified_but_judged_on_the_origin(
+    dist: Path, manifest: Manifest
+) -> None:
+    with mirrored_deployment(dist, manifest, None) as url:
+        report = examine(url)
+    assert changed(report) == {}
+    copies = [r for r in report.assets if r.ref.mirror_of]
+    assert len(copies) == 2 and len(report.assets) == 5  # app.js and the chunk, again
+    assert all(a.coding == "identity" for r in copies for a in r.answers)
+    found = check(report, "compression")
+    assert "(3 assets; br, gzip); 2 mirror copies at http://" in found.details
+    assert "2 of them copies at the mirror" in check(report, "assets-load").details
+    assert all(not r.ref.mirror_of for r in report.assets if r.ref.tags)
+
+
+def corrupt_chunk(scope: Scope, status: int, headers: Headers, body: bytes) -> Reply:
+    if status == 200 and scope["path"].startswith("/static/lazy."):
+        body = body[:-1] + (b"?" if body[-1:] != b"?" else b"!")
+    return status, headers, body
+
+
+def test_a_corrupted_mirror_copy_still_fails_integrity_match(
+    dist: Path, manifest: Manifest
+) -> None:
+    with mirrored_deployment(dist, manifest, corrupt_chunk) as url:
+        report = examine(url)
+    assert changed(report) == {"integrity-match": Verdict.FAIL}
+    found = check(report, "integrity-match")
+    (bad,) = found.urls
+    mirror = next(r for r in report.assets if r.ref.url == bad)
+    assert mirror.ref.mirror_of and "/static/lazy." in bad
+    assert "the identity bytes do not match" in found.details
 
 
 def test_a_bare_404_at_the_edge_warns(dist: Path, manifest: Manifest) -> None:
@@ -697,6 +753,25 @@ def test_huge_and_odd_headers_are_read_not_trusted() -> None:
     assert check(report, "shell-cache").verdict == Verdict.PASS  # max-age 0: always revalidated
     assert check(report, "immutable").verdict == Verdict.PASS
     assert "is 'a, b'" in check(report, "cors").details
+
+
+def test_sri_without_crossorigin_on_a_host_without_cors_fails_cors_too() -> None:
+    css = b"body { margin: 0 }\n"
+    sri = integrity.compute(css)
+    page = f'<link rel="stylesheet" href="{CDN}s.0123456789ab.css" integrity="{sri}">'
+    asked: list[str] = []
+
+    def stylesheet(request: httpx.Request) -> Answer:
+        asked.append(request.headers.get("origin", ""))
+        return 200, {"content-type": "text/css", "cache-control": "max-age=31536000"}, css
+
+    report = run(mock_site({PAGE: html(page), CDN + "s.0123456789ab.css": stylesheet}))
+    assert check(report, "crossorigin").verdict == Verdict.FAIL
+    assert "Access-Control-Allow-Origin" in check(report, "crossorigin").advice
+    found = check(report, "cors")
+    assert found.verdict == Verdict.FAIL
+    assert "no Access-Control-Allow-Origin (its tag needs crossorigin too" in found.details
+    assert set(asked) == {"https://app.example"}  # asked as a CORS request would be
 
 
 def test_a_page_without_assets_skips_what_it_cannot_judge() -> None:

@@ -312,6 +312,15 @@ def test_chaos_overloaded_answers_the_next_shells_503_then_recovers(loan: LoanAp
     assert loan.chaos.overloaded == 0
 
 
+def test_chaos_overloaded_counts_page_loads_not_head_requests(loan: LoanApp) -> None:
+    loan.chaos = Chaos(overloaded=1, retry_after=7)
+    for _ in range(3):  # a monitor's HEAD / is answered 503 but sheds no page load
+        head = call(loan, lambda client: client.head("/"))
+        assert head.status_code == 503 and loan.chaos.overloaded == 1
+    assert get(loan, "/").status_code == 503 and loan.chaos.overloaded == 0
+    assert get(loan, "/").status_code == 200
+
+
 def test_chaos_api_error_is_500_problem_json_or_the_server_error_page(loan: LoanApp) -> None:
     loan.chaos.api = "error"
     problem = get(loan, "/api/quote?amount=12000&term=36", headers=JSON)

@@ -105,6 +105,8 @@ def test_fallback_has_one_template_per_watchdog_reason() -> None:
         "render-timeout",
     }
     for reason, template in pages.items():
+        if reason == "not-found":  # see test_the_watchdogs_not_found_speaks_of_a_missing_file
+            continue
         assert template.attrs["data-retry"] == REASONS[reason].retry
         assert template.attrs["data-wait"] == str(REASONS[reason].wait)
         mains = [e for e in template.children if e.tag == "main"]
@@ -113,17 +115,26 @@ def test_fallback_has_one_template_per_watchdog_reason() -> None:
     assert html.count("<code>req-42</code>") == len(FALLBACK_REASONS)
 
 
-def test_not_found_offers_the_way_home_instead_of_a_retry() -> None:
-    brand = Brand(home="/start")
-    html = PageRenderer(brand=brand).fallback(["not-found", "offline"], request_id="r")
+def test_the_watchdogs_not_found_speaks_of_a_missing_file_and_retries() -> None:
+    # In a shell, not-found is a file a new release removed, not a mistyped
+    # address: the catalog's "fallback" text, and a countdown to a reload.
+    html = PageRenderer(brand=Brand(home="/start")).fallback(
+        ["not-found", "offline"], request_id="r"
+    )
     _, pages = templates(html)
-    assert pages["not-found"].attrs["data-retry"] == "none"
-    action = [e for e in pages["not-found"].children if e.attrs.get("id") == "main-action"]
-    assert action[0].attrs["href"] == "/start"
-    assert "Go to the home page" in html.split('data-unblank-reason="offline"')[0]
+    assert pages["not-found"].attrs["data-retry"] == "countdown"
+    assert pages["not-found"].attrs["data-wait"] == "15"
+    assert "Part of the app is missing" in html
+    assert "Page not found" not in html
     ids = {e.attrs.get("id") for e in pages["not-found"].children}
-    assert "pause" not in ids  # nothing to pause: the page never retries by itself
-    assert "pause" in {e.attrs.get("id") for e in pages["offline"].children}
+    assert "pause" in ids
+    chinese = PageRenderer().fallback(["not-found"], locale="zh-Hans", request_id="r")
+    assert "应用的一部分缺失了" in chinese
+
+
+def test_a_full_not_found_page_still_offers_the_way_home() -> None:
+    html = PageRenderer(brand=Brand(home="/start")).html("not-found").body.decode()
+    assert 'data-retry="none"' in html and 'href="/start"' in html
 
 
 def test_shared_template_holds_style_texts_and_retry_script_with_nonce() -> None:
@@ -205,7 +216,8 @@ def test_full_pages_keep_their_structure_and_share_main_with_fallback(reason: st
     assert '<style nonce="n">' in head and "<main" in body
     assert body.rstrip().endswith("</script>\n</body>\n</html>")
     fallback = PageRenderer().fallback([reason], locale="en", request_id="req-9")
-    assert main_of(fallback) == main_of(html)
+    if reason != "not-found":  # the watchdog's not-found has its own text
+        assert main_of(fallback) == main_of(html)
 
 
 def test_overriding_main_changes_fallback_and_full_pages(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -304,6 +304,8 @@ def fixture_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
             legacy.mirrors = [f"{urls[2]}/static/"]
             yield {
                 "driver": driver,
+                "src": src,
+                "dist": dist,
                 "backend": backend,
                 "legacy": legacy,
                 "origin": origin,
@@ -370,3 +372,45 @@ def test_a_slow_app_in_a_background_tab_is_never_replaced(fixture_site: dict[str
     state = page_state(driver)
     assert state["page"] is None and state["rendered"], state
     assert backend.reports == []
+
+
+def test_another_chunk_gone_after_another_deploy_reloads_again(
+    fixture_site: dict[str, Any],
+) -> None:
+    # The reload guard stops a loop (the same file failing after its reload),
+    # not the next, unrelated incident: two deploys a minute apart, each
+    # removing the report chunk an open page still names, are two reloads.
+    driver: webdriver.Chrome = fixture_site["driver"]
+    backend: Backend = fixture_site["backend"]
+    backend_url, origin_url, mirror_url = fixture_site["urls"][:3]
+    origin: Faults = fixture_site["origin"]
+    mirror: Faults = fixture_site["mirror"]
+    backend.reset(
+        Scenario(base_url=f"{origin_url}/static/", mirrors=[f"{mirror_url}/static/"], watchdog=FAST)
+    )
+    origin.clear()
+    mirror.clear()
+    fresh_tab(driver, [backend_url, origin_url, mirror_url])
+    src: Path = fixture_site["src"]
+    report = src / "report.js"
+    for version in (1, 2):
+        # A release this browser never loaded, then one that removes its chunk.
+        report.write_text(report.read_text() + f"// release {version}a\n")
+        build(src, fixture_site["dist"])
+        driver.get(f"{backend_url}/?t={unique()}")
+        wait_for(driver, lambda s: bool(s.get("rendered")) and bool(s.get("ready")), 30)
+        shells = len(backend.shells)
+        gone = backend.manifest().assets["report.js"].path
+        report.write_text(report.read_text() + f"// release {version}b\n")
+        build(src, fixture_site["dist"])
+        origin.rules[gone] = "404"
+        mirror.rules[gone] = "404"
+        driver.find_element(By.ID, "open-report").click()
+        state, _ = wait_for(driver, reloaded_into_the_report(backend, shells), 30)
+        assert state["page"] is None, state
+    chunks = [r for r in backend.reports if r.get("kind") == "chunk"]
+    assert [r["outcome"] for r in chunks] == ["reloading", "reloading"], backend.reports
+
+
+def reloaded_into_the_report(backend: Backend, shells: int) -> Callable[[dict[str, Any]], bool]:
+    return lambda state: bool(state.get("report")) and len(backend.shells) == shells + 1

@@ -74,7 +74,10 @@ SWITCHES: Final = _catalog(
         "Reload: the app takes longer but renders, and no error page appears: the "
         "watchdog tells a slow network from a dead one.",
         "every file arrives late; the app is slow but renders, no error page",
-        Setting("seconds", 3, 1, 10),
+        # At most 6 s: the watchdog's asset_timeout (unblank.Shell, 8 s by default) judges
+        # a file whose headers take longer a hung origin and takes the mirror's copy, which
+        # would be reported as an upstream incident rather than a slow network.
+        Setting("seconds", 3, 1, 6),
     ),
     Switch(
         "overload",
@@ -96,16 +99,19 @@ SWITCHES: Final = _catalog(
         "maintenance",
         "Maintenance",
         "The backend's middleware answers every page and API call 503 maintenance.",
-        "Reload or ask for a quote: the maintenance page, which looks again every 10 s.",
-        "every page and API call gets the maintenance page (503), retried every 10 s",
+        "Reload: a new page load shows the maintenance page, which looks again every 10 s; "
+        'in a tab already open, "Get a quote" shows an inline message instead.',
+        "every page and API call gets 503 maintenance: a new page load shows the maintenance "
+        "page (retried every 10 s), an open tab's API calls an inline message",
     ),
     Switch(
         "offline",
         "Offline",
-        "A service worker of the demo, in this browser only, fails every request but "
-        "the page itself. (DevTools, Network, Offline is the real thing.)",
+        "A service worker of the demo, which this panel installs in its own browser, fails "
+        "every request but the page itself: open the app tab in the same browser as the "
+        "panel. (DevTools, Network, Offline is the real thing.)",
         "Reload, or open the report: the offline page; switch this off and it comes "
         "back at its next retry.",
-        "a demo service worker fails every request in the browser; the offline page",
+        "a demo service worker fails every request in the panel's browser; the offline page",
     ),
 )

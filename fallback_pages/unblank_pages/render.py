@@ -253,14 +253,16 @@ class PageRenderer:
         catalog: dict[str, Any] = {}
         for reason in reasons:
             entry, catalog, tag = self._lookup(reason, locale)
-            entries.append(
-                {
-                    "reason": reason,
-                    "retry": entry.retry,
-                    "wait": entry.wait,
-                    "text": catalog["reasons"][reason],
-                }
-            )
+            # A catalog's "fallback" texts speak of the app, not of an address:
+            # the watchdog's not-found is a file a new release removed, and a
+            # reload (after a countdown) can bring the new version.
+            text = catalog.get("fallback", {}).get(reason)
+            retry, wait = entry.retry, entry.wait
+            if text is None:
+                text = catalog["reasons"][reason]
+            elif retry == "none":
+                retry, wait = "countdown", 15
+            entries.append({"reason": reason, "retry": retry, "wait": wait, "text": text})
         if not entries:
             _, catalog, tag = self._lookup("offline", locale)
         return self._env.get_template("fallback.html").render(

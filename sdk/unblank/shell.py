@@ -89,7 +89,7 @@ class WatchdogSettings:
     ready_timeout: float = 10.0
     asset_timeout: float = 8.0
     retry_for: float = 20.0
-    crash_grace: float = 3.0
+    crash_grace: float = 2.0
     root: str = "#app, #root, [data-unblank-root]"
     param: str = "__unblank"
 
@@ -452,7 +452,7 @@ class Shell:
         if request is not None and status_code == 200:
             wanted = request.headers.get("if-none-match", "")
             tags = {t.strip().removeprefix("W/") for t in wanted.split(",")}
-            if etag.removeprefix("W/") in tags or "*" in tags:
+            if etag.removeprefix("W/") in tags:
                 response = Response(status_code=304, headers=out, background=background)
                 if cookie is not None:
                     response.headers.append("Set-Cookie", cookie)

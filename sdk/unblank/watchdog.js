@@ -120,17 +120,20 @@
   }
 
   // -- one guarded reload, then the guided page --------------------------------
-  function reloaded() {
+  // This load is the reload (the URL says so until ready()), or the same thing
+  // failed again within a minute of a reload for it: no second reload.
+  function reloaded(what) {
     const m = new RegExp("[?&]" + P + "=(\\d+)").exec(loc.search);
-    let at = 0;
-    try { at = +sessionStorage.getItem(KEY) || 0; } catch (e) {}
-    return (m && Math.abs(now() - m[1]) < 60000) || now() - at < 60000;
+    let last = {};
+    try { last = JSON.parse(sessionStorage.getItem(KEY)) || {}; } catch (e) {}
+    return (m && Math.abs(now() - m[1]) < 60000) || (last.what === what && now() - last.at < 60000);
   }
   function giveUp(cause, info) {
     if (S.failed || reloading) return;
-    if (cause === "offline" || reloaded()) return show(cause, info);
+    const what = info.asset || cause;
+    if (cause === "offline" || reloaded(what)) return show(cause, info);
     reloading = 1;
-    try { sessionStorage.setItem(KEY, String(now())); } catch (e) {}
+    try { sessionStorage.setItem(KEY, JSON.stringify({ at: now(), what })); } catch (e) {}
     report(cause, info, "reloading");
     cleanup(info.asset ? [info.asset] : []).then(() => loc.replace(bust(strip(loc.href).split("#")[0]) + loc.hash));
   }
@@ -182,7 +185,7 @@
     if (S.ready || S.failed) return;
     S.errors.push(m);
     clearTimeout(crashTimer);
-    crashTimer = setTimeout(() => !S.ready && !S.pending && blank() && giveUp("app-crash", { kind: "boot", message: S.errors[0] }), C.crashGrace);
+    crashTimer = setTimeout(() => !S.ready && !S.pending && d.readyState === "complete" && blank() && giveUp("app-crash", { kind: "boot", message: S.errors[0] }), C.crashGrace);
   }
   function onChunk(m) {
     if (chunk || S.failed) return;
@@ -240,7 +243,8 @@
     if (S.ready) return;
     S.ready = true;
     clearTimeout(crashTimer);
-    try { if (loc.search.includes(P + "=")) history.replaceState(history.state, "", strip(loc.href)); } catch (e) {}
+    // The URL keeps its reload mark where sessionStorage cannot: the only guard left.
+    try { if (sessionStorage && loc.search.includes(P + "=")) history.replaceState(history.state, "", strip(loc.href)); } catch (e) {}
   }
 
   w.addEventListener("error", e => {

@@ -226,15 +226,41 @@ def _asset_refs(page: Page, limit: int) -> tuple[list[AssetRef], int]:
         )
         for url, tags in by_url.items()
     ]
+    refs = _mark_mirror_copies(refs)
     return refs[:limit], max(0, len(refs) - limit)
+
+
+def _mark_mirror_copies(refs: Sequence[AssetRef]) -> list[AssetRef]:
+    """Mark the import map's entries that only repeat a file already listed — same
+    name, same integrity, another base (``unblank.Shell(mirrors=...)`` lists every file
+    under the origin and under each mirror) — as copies of the first URL naming it.
+
+    Tagged URLs come first, then the import map's in its order (the origin's first).
+    A copy is still fetched and verified; per-file quality is judged on the first.
+    """
+    first: dict[tuple[str, str], str] = {}
+    out = []
+    for ref in refs:
+        name = unquote(urlsplit(ref.url).path.rsplit("/", 1)[-1])
+        keys = [(name, m.strip()) for m in ref.integrities if name and m.strip()]
+        primary = next((first[k] for k in keys if k in first), "") if not ref.tags else ""
+        if primary:
+            ref = replace(ref, mirror_of=primary)
+        else:
+            for key in keys:
+                first.setdefault(key, ref.url)
+        out.append(ref)
+    return out
 
 
 def _examine_asset(
     fetcher: Fetcher, ref: AssetRef, settings: DoctorSettings, page_origin: str
 ) -> AssetResult:
     headers = {"Accept": "*/*" if ref.is_script else _CSS_ACCEPT}
-    if ref.cors and ref.cross_origin:
-        headers["Origin"] = page_origin  # what a browser sends with a CORS request
+    if ref.cross_origin and (ref.cors or ref.sri_without_cors):
+        # What a browser sends with a CORS request; a tag with integrity but no
+        # crossorigin needs one too, so ask whether the host would allow it.
+        headers["Origin"] = page_origin
     answers = []
     for asked in _CODINGS:
         request = {**headers, "Accept-Encoding": asked}
@@ -523,6 +549,7 @@ def _asset_dict(result: AssetResult) -> dict[str, object]:
         "kind": ref.kind,
         "cross_origin": ref.cross_origin,
         "fingerprinted": ref.fingerprinted,
+        "mirror_of": ref.mirror_of or None,
         "integrity": list(ref.integrities),
         "answers": [
             {

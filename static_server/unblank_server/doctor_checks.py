@@ -13,7 +13,7 @@ watchdog           the shell carries unblank's watchdog and pages        WARN
 assets-load        every asset answers 200 with its type                 FAIL
 integrity          every asset tag carries readable ``integrity``        FAIL
 crossorigin        cross-origin SRI tags ask for CORS                    FAIL
-cors               cross-origin CORS requests get Allow-Origin           FAIL
+cors               cross-origin CORS or SRI assets get Allow-Origin      FAIL
 integrity-match    the bytes of every coding match ``integrity``         FAIL
 immutable          fingerprinted files are cached as immutable           WARN
 vary               compressed answers carry ``Vary: Accept-Encoding``    FAIL
@@ -22,6 +22,14 @@ spa-fallback       a missing asset is not answered with HTML and 200     FAIL
 error-page         a missing file gets a guided page, not a bare 404     WARN
 generations        the previous generation's files are still served      FAIL
 =================  ====================================================  =====
+
+An import map that lists every file under the origin and again under each
+mirror (``unblank.Shell(mirrors=...)``) names copies of the same files: an
+entry with the name and integrity of a file already listed is a mirror copy
+(:attr:`~unblank_server.doctor_evidence.AssetRef.mirror_of`). Copies are
+fetched and verified like any asset (assets-load, integrity-match, cors), but
+immutable, vary and compression judge the primary copy only: a mirror is a
+last resort and may serve identity only. The details name the mirrors.
 """
 
 from __future__ import annotations
@@ -117,6 +125,34 @@ def _n(count: int, noun: str) -> str:
 def _names(items: Sequence[str]) -> str:
     shown = ", ".join(items[:_SHOWN])
     return shown + (f" and {len(items) - _SHOWN} more" if len(items) > _SHOWN else "")
+
+
+def _mirror_bases(assets: Iterable[AssetResult]) -> list[str]:
+    """The base URLs of the mirror copies: each copy's URL without the path it shares
+    with its primary (``http://app/_unblank/mirror/`` for ``.../_unblank/mirror/app.js``)."""
+    bases = []
+    for result in assets:
+        ref = result.ref
+        if ref.mirror_of:
+            copy, primary = ref.url.split("/"), ref.mirror_of.split("/")
+            shared = 0
+            while shared < min(len(copy), len(primary)) - 3 and (
+                copy[-1 - shared] == primary[-1 - shared]
+            ):
+                shared += 1
+            bases.append("/".join(copy[: len(copy) - shared]) + "/")
+    return list(dict.fromkeys(bases))
+
+
+def _mirror_note(ev: Evidence) -> str:
+    """What the details say of the mirror copies judged on their primary."""
+    if not ev.mirrors:
+        return ""
+    bases = _mirror_bases(ev.mirrors)
+    return (
+        f"; {len(ev.mirrors)} mirror {'copy' if len(ev.mirrors) == 1 else 'copies'} at "
+        f"{_names(bases)} judged on the primary copy (a mirror is a last resort)"
+    )
 
 
 def _check(
@@ -227,6 +263,9 @@ def check_assets_load(ev: Evidence) -> Check:
                 broken.append((result.ref.url, f"{result.name}: {problem}"))
                 break  # one problem per asset is enough to say
     more = f"; {ev.unchecked} more assets not checked (--max-assets)" if ev.unchecked else ""
+    if ev.mirrors:
+        bases = _mirror_bases(ev.mirrors)
+        more += f"; {len(ev.mirrors)} of them copies at the mirror {_names(bases)}"
     more += "".join(f"; {problem}" for problem in ev.page.problems)
     if broken:
         return _check(
@@ -343,7 +382,8 @@ def check_crossorigin(ev: Evidence) -> Check:
             Verdict.FAIL,
             f"{_n(len(needed), 'cross-origin tag')} with integrity but no crossorigin: "
             f"{_names(names)}; the browser cannot check SRI on an opaque answer and refuses them",
-            'Add crossorigin="anonymous" to every tag that loads a file from another origin.',
+            'Add crossorigin="anonymous" to every tag that loads a file from another origin, '
+            "and have that host send Access-Control-Allow-Origin (see cors).",
             [r.ref.url for r, _ in needed],
         )
     crossing = sum(1 for r in ev.assets if r.ref.cross_origin)
@@ -361,13 +401,19 @@ def _element(tag: Tag) -> str:
 
 
 def check_cors(ev: Evidence) -> Check:
-    checked = [r for r in ev.assets if r.ref.cross_origin and r.ref.cors and r.identity.ok]
+    checked = [
+        r
+        for r in ev.assets
+        if r.ref.cross_origin and (r.ref.cors or r.ref.sri_without_cors) and r.identity.ok
+    ]
     if not checked:
         return _check("cors", Verdict.SKIP, "no asset is requested from another origin with CORS")
     origin = origin_of(ev.page.url)
     refused: list[tuple[str, str]] = []
     for result in checked:
         problem = _cors_problem(result, origin)
+        if problem and not result.ref.cors:
+            problem += " (its tag needs crossorigin too: see crossorigin)"
         if problem:
             refused.append((result.ref.url, f"{result.name}: {problem}"))
     if refused:
@@ -440,7 +486,7 @@ def _mismatch_text(result: AssetResult, wrong: Sequence[Answer]) -> str:
 
 
 def check_immutable(ev: Evidence) -> Check:
-    fingerprinted = [r for r in ev.assets if r.ref.fingerprinted and r.identity.ok]
+    fingerprinted = [r for r in ev.primary if r.ref.fingerprinted and r.identity.ok]
     if not fingerprinted:
         return _check(
             "immutable", Verdict.SKIP, "no asset has a content hash in its name (app.<hash>.js)"
@@ -459,7 +505,7 @@ def check_immutable(ev: Evidence) -> Check:
             "immutable",
             Verdict.WARN,
             f"{len(short)} of {len(fingerprinted)} fingerprinted files are not cached as "
-            f"immutable: {'; '.join(t for _, t in short[:_SHOWN])}",
+            f"immutable: {'; '.join(t for _, t in short[:_SHOWN])}{_mirror_note(ev)}",
             "Serve fingerprinted files with Cache-Control: public, max-age=31536000, "
             "immutable (unblank serve does).",
             [url for url, _ in short],
@@ -467,12 +513,13 @@ def check_immutable(ev: Evidence) -> Check:
     return _check(
         "immutable",
         Verdict.PASS,
-        f"every fingerprinted file is cached as immutable ({_n(len(fingerprinted), 'file')})",
+        f"every fingerprinted file is cached as immutable ({_n(len(fingerprinted), 'file')})"
+        + _mirror_note(ev),
     )
 
 
 def check_vary(ev: Evidence) -> Check:
-    compressed = [(r, a) for r in ev.assets for a in r.answers if a.ok and a.coding != "identity"]
+    compressed = [(r, a) for r in ev.primary for a in r.answers if a.ok and a.coding != "identity"]
     if not compressed:
         return _check("vary", Verdict.SKIP, "no answer is compressed")
     missing = [
@@ -486,21 +533,22 @@ def check_vary(ev: Evidence) -> Check:
             Verdict.FAIL,
             f"{len(missing)} of {len(compressed)} compressed answers lack Vary: Accept-Encoding: "
             f"{_names([t for _, t in missing])}; a shared cache may hand br or gzip bytes to a "
-            "client that cannot decode them",
+            f"client that cannot decode them{_mirror_note(ev)}",
             "Send Vary: Accept-Encoding with every answer of a file that has compressed variants.",
             [url for url, _ in missing],
         )
     return _check(
         "vary",
         Verdict.PASS,
-        f"every compressed answer carries Vary: Accept-Encoding ({_n(len(compressed), 'answer')})",
+        f"every compressed answer carries Vary: Accept-Encoding ({_n(len(compressed), 'answer')})"
+        + _mirror_note(ev),
     )
 
 
 def check_compression(ev: Evidence) -> Check:
     text = [
         r
-        for r in ev.assets
+        for r in ev.primary
         if r.identity.ok and r.identity.size > COMPRESS_ABOVE and _is_text(r.identity.media_type)
     ]
     if not text:
@@ -512,7 +560,8 @@ def check_compression(ev: Evidence) -> Check:
             "compression",
             Verdict.WARN,
             f"{len(plain)} of {len(text)} text assets ({size} bytes) are never compressed: "
-            f"{_names([r.name for r in plain])}; on a slow network the page may time out",
+            f"{_names([r.name for r in plain])}; on a slow network the page may time out"
+            + _mirror_note(ev),
             "Serve br and gzip (unblank build precompresses them; unblank serve negotiates).",
             [r.ref.url for r in plain],
         )
@@ -520,7 +569,8 @@ def check_compression(ev: Evidence) -> Check:
     return _check(
         "compression",
         Verdict.PASS,
-        f"every text asset is compressed ({_n(len(text), 'asset')}; {', '.join(codings)})",
+        f"every text asset is compressed ({_n(len(text), 'asset')}; {', '.join(codings)})"
+        + _mirror_note(ev),
     )
 
 

@@ -94,6 +94,9 @@ class AssetRef:
     mapped_integrity: str | None
     cross_origin: bool
     fingerprinted: bool
+    # The URL of the same file (same name, same integrity) at the base the page
+    # loads it from, when this is only an import map's copy of it at a mirror.
+    mirror_of: str = ""
 
     @property
     def kind(self) -> str:
@@ -107,6 +110,14 @@ class AssetRef:
     def cors(self) -> bool:
         # import() of a chunk only the import map names is a CORS request too.
         return not self.tags or any(t.cors for t in self.tags)
+
+    @property
+    def sri_without_cors(self) -> bool:
+        """A script or stylesheet tag with integrity but no crossorigin: the browser
+        refuses the file unless it is requested with CORS (and the host allows it)."""
+        return any(
+            t.integrity and not t.cors and t.kind in ("script", "stylesheet") for t in self.tags
+        )
 
     @property
     def credentials(self) -> bool:
@@ -206,6 +217,17 @@ class Evidence:
     probes: tuple[Probe, ...]
     history: History
     unchecked: int = 0  # assets beyond --max-assets
+
+    @property
+    def primary(self) -> tuple[AssetResult, ...]:
+        """The assets that are not a mirror's copy of another: what per-file quality
+        (caching, compression, Vary) is judged on."""
+        return tuple(r for r in self.assets if not r.ref.mirror_of)
+
+    @property
+    def mirrors(self) -> tuple[AssetResult, ...]:
+        """The import map's copies, at a mirror, of files checked at their own base."""
+        return tuple(r for r in self.assets if r.ref.mirror_of)
 
 
 # -- reading headers and metadata ------------------------------------------------

@@ -86,8 +86,10 @@ async function flip(name, button, label) {
     show(await post(`/switches/${name}`, body));
     say(`${label}: ${on ? "on" : "off"}.`);
   } catch (failure) {
-    say(`${label}: ${failure.message}`);
-    alertUser(`${label}: ${failure.message}`);
+    // The server's message may name the switch already ("Slow network: seconds must be …").
+    const text = failure.message.startsWith(`${label}:`) ? failure.message : `${label}: ${failure.message}`;
+    say(text);
+    alertUser(text);
   } finally {
     button.disabled = false;
     button.removeAttribute("aria-busy");
