@@ -18,6 +18,7 @@ import errno
 import json
 import math
 import shutil
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -333,6 +334,49 @@ def test_a_broken_canary_pointer_is_named(
     assert "canary.json" in capsys.readouterr().err
     assert main(["build", str(site["src2"]), str(dist), "-q", *FAST]) == 2
     assert "fix or remove DIST/canary.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"version":1,',
+        '{"version": 1, "generation": "gone", "percent": 10, '
+        '"started": "2026-11-25T18:41:48.465004Z"}',
+    ],
+)
+def test_abort_retires_a_canary_pointer_no_one_can_use(
+    site: dict[str, Path], capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    # The error names `unblank rollout DIST abort` as the way out: it must be one.
+    dist = site["dist"]
+    (dist / "canary.json").write_text(text)
+    assert main(["rollout", str(dist), "abort", "--reason", "broken"]) == 0
+    assert "every browser gets the stable generation" in capsys.readouterr().out
+    assert not (dist / "canary.json").exists()
+    kept = list((dist / ".unblank" / "canaries").glob("unreadable-*.json"))
+    assert [p.read_text() for p in kept] == [text]
+    assert main(["rollout", str(dist), "status"]) == 0
+    assert main(["build", str(site["src2"]), str(dist), "-q", *FAST]) == 0
+
+
+def test_counts_reach_the_database_when_traffic_stops(tmp_path: Path) -> None:
+    # Counted between flushes, then silence: a timer still writes them within
+    # the interval, for `unblank rollout status` and the other processes.
+    from unblank.rollout_store import RolloutStore
+
+    writer = RolloutStore(tmp_path / "rollout.sqlite3", flush_interval=0.2)
+    reader = RolloutStore(tmp_path / "rollout.sqlite3", flush_interval=0.2)
+    try:
+        writer.flush()
+        writer.add("c1", "g1", "view")
+        deadline = time.monotonic() + 10
+        while writer.pending and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert writer.pending == 0
+        assert reader.rows("c1") == [("g1", "view", "", 1)]
+    finally:
+        writer.close()
+        reader.close()
 
 
 # --------------------------------------------------------------------------- atomicity

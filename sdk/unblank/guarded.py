@@ -133,6 +133,7 @@ class Rollout:
         self._fs = fs or OsFileSystem()
         self._lock = threading.Lock()
         self._evaluating = threading.Lock()  # one evaluation at a time from the request path
+        self._evaluation_failing = False  # logged once with its traceback, then quiet
         self._pointers: Pointers | None = None
         self._signature: tuple[object, ...] = ()
         self._checked_at = float("-inf")
@@ -269,8 +270,17 @@ class Rollout:
         try:
             self._evaluated_at = now
             self.evaluate()
+            if self._evaluation_failing:
+                logger.warning("evaluating the canary of %s works again", self.dist)
+                self._evaluation_failing = False
         except Exception:  # a failed evaluation must never fail the request that ran it
-            logger.exception("evaluating the canary of %s failed", self.dist)
+            if not self._evaluation_failing:
+                logger.exception(
+                    "evaluating the canary of %s failed (logged once until it works again; "
+                    "no rollback or promotion happens meanwhile)",
+                    self.dist,
+                )
+                self._evaluation_failing = True
         finally:
             self._evaluating.release()
 

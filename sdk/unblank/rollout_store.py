@@ -142,6 +142,7 @@ class RolloutStore:
         self._db: sqlite3.Connection | None = None
         self._flushed_at = clock()
         self._failing = False
+        self._timer: threading.Timer | None = None
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _forget_parent(ref))
 
@@ -159,6 +160,24 @@ class RolloutStore:
             self._pending[key] = self._pending.get(key, 0) + n
         if self._clock() - self._flushed_at >= self.flush_interval:
             self.flush()
+        else:
+            self._flush_later()
+
+    def _flush_later(self) -> None:
+        # Traffic may stop: what was counted still reaches the database (and
+        # the other processes, and `unblank rollout status`) within the interval.
+        with self._lock:
+            if self._timer is not None:
+                return
+            timer = threading.Timer(self.flush_interval, self._timed_flush)
+            timer.daemon = True
+            self._timer = timer
+        timer.start()
+
+    def _timed_flush(self) -> None:
+        with self._lock:
+            self._timer = None
+        self.flush()
 
     @property
     def pending(self) -> int:
@@ -259,6 +278,10 @@ class RolloutStore:
 
     def close(self) -> None:
         """Flush what is left and close the database."""
+        with self._lock:
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
         self.flush()
         with self._lock:
             if self._db is not None:

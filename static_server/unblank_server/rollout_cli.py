@@ -22,11 +22,12 @@ import json
 import logging
 import socket
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from unblank import RolloutError, RolloutPolicy, RolloutStoreError
-from unblank.canary import read_pointers
+from unblank.canary import CANARY, ENDED, read_pointers
 from unblank.guarded import STORE, Rollout
 from unblank.rollout_status import (
     NOT_THE_GENERATION,
@@ -115,7 +116,12 @@ def rollout_command(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, dist: Path) -> int:
-    read_pointers(dist)  # an app serves stable alone past a broken canary.json; we say so
+    try:
+        read_pointers(dist)  # an app serves stable alone past a broken canary.json; we say so
+    except RolloutError as exc:
+        if args.rollout_command != "abort" or not (dist / CANARY).exists():
+            raise
+        return _retire_unreadable(dist, exc)
     # The decision is printed here: no stray copy of its log line on stderr.
     quiet = logging.NullHandler()
     logging.getLogger("unblank.rollout").addHandler(quiet)
@@ -146,6 +152,20 @@ def _run(args: argparse.Namespace, dist: Path) -> int:
     finally:
         store.close()
         logging.getLogger("unblank.rollout").removeHandler(quiet)
+
+
+def _retire_unreadable(dist: Path, problem: RolloutError) -> int:
+    """``abort`` of a canary.json no one can use: moved aside, stable stays."""
+    folder = dist / ENDED
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = folder / f"unreadable-{stamp}.json"
+    (dist / CANARY).replace(target)
+    sys.stdout.write(
+        f"canary.json could not be used ({problem}); moved to {target}: "
+        "every browser gets the stable generation\n"
+    )
+    return 0
 
 
 def _user() -> str:
