@@ -48,7 +48,7 @@ from unblank_server.doctor_evidence import (
     metadata_problem,
     origin_of,
 )
-from unblank_server.doctor_page import Tag
+from unblank_server.doctor_page import JS_ESSENCES, Tag
 
 __all__ = ["CHECKS", "run_checks"]
 
@@ -60,21 +60,7 @@ LONG_ENOUGH: Final = 30 * 24 * 3600
 SHELL_OK: Final = 60
 SHELL_RISK: Final = 600
 COMPRESS_ABOVE: Final = 1024  # bytes: below one packet, compression saves nothing
-# The HTML standard's JavaScript MIME type essences.
-_JS: Final = frozenset(
-    {
-        "text/javascript",
-        "application/javascript",
-        "application/ecmascript",
-        "application/x-ecmascript",
-        "application/x-javascript",
-        "text/ecmascript",
-        "text/jscript",
-        "text/livescript",
-        "text/x-ecmascript",
-        "text/x-javascript",
-    }
-)
+_JS: Final = JS_ESSENCES
 # What browsers never run as a classic script even without nosniff (Fetch, "should
 # response to request be blocked due to its MIME type?").
 _NEVER_SCRIPT: Final = ("audio/", "image/", "video/", "text/csv")

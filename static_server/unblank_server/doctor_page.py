@@ -29,10 +29,9 @@ __all__ = ["Page", "Tag", "read_page"]
 
 MAX_TAGS: Final = 1000  # tags collected; a real shell has tens
 MAX_INLINE: Final = 1 << 20  # characters of one inline script kept (import maps, the watchdog)
-# The HTML standard's JavaScript MIME type essence matches (a classic script).
-_JS_TYPES: Final = frozenset(
+# The HTML standard's JavaScript MIME type essences.
+JS_ESSENCES: Final = frozenset(
     {
-        "",
         "text/javascript",
         "application/javascript",
         "application/ecmascript",
@@ -43,9 +42,10 @@ _JS_TYPES: Final = frozenset(
         "text/livescript",
         "text/x-ecmascript",
         "text/x-javascript",
-        "javascript",
     }
 )
+# A <script type> that makes a classic script: an essence, empty, or the old "javascript".
+_JS_TYPES: Final = JS_ESSENCES | {"", "javascript"}
 # Schemes that load nothing from a server (and so are nothing for the doctor to check).
 _LOCAL_SCHEMES: Final = ("data:", "blob:", "javascript:", "about:")
 _PRELOADS: Final = {"script": "preload-script", "style": "preload-style"}
