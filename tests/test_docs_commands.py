@@ -766,7 +766,7 @@ def test_documented_command_runs(command: DocCommand, sessions: Sessions) -> Non
         return
     outcome = sessions.outcome(command)
     if outcome.status == "skipped":
-        pytest.skip(f"{command.where()}: {outcome.message}")
+        pytest.skip(reason=f"{command.where()}: {outcome.message}")
     if outcome.status == "failed":
         pytest.fail(outcome.message, pytrace=False)
 

@@ -91,7 +91,7 @@ class Site:
 
     def needs(self, feature: str) -> None:
         if feature not in self.app.supports:
-            pytest.skip(f"the {self.app.name} app has no {feature}")
+            pytest.skip(reason=f"the {self.app.name} app has no {feature}")
 
     def label(self, name: str) -> str:
         """A scenario's name in the time table: which app played it, too."""
